@@ -1,0 +1,140 @@
+"""The classification LightningModule, and its dense and convolutional variants."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from .nets import MLP, ConvNet
+from .optim import build_optimizer, build_scheduler
+
+
+def random_affine(images: torch.Tensor, degrees: float = 10.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+    """Rotate, shift and scale each image of a batch at random, all in one grid_sample.
+
+    Normalised images have a non-zero background, so it is shifted to zero around the warp so
+    that the pixels the warp brings in match it.
+    """
+    n, device = images.shape[0], images.device
+    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(degrees)
+    zoom = torch.empty(n, device=device).uniform_(*scale)
+    shift = (torch.rand(n, 2, device=device) * 2 - 1) * 2 * translate  # grid spans [-1, 1]
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    background = images.amin()
+    return F.grid_sample(images - background, grid, align_corners=False) + background
+
+
+class ImageClassifier(L.LightningModule):
+    """Trains `self.net` (set by a subclass) with cross-entropy; logs loss and accuracy.
+
+    Args:
+        optimizer: adam, adamw, sgd, rmsprop or adadelta.
+        lr: learning rate (the peak rate for onecycle).
+        weight_decay: L2 penalty (decoupled for adamw).
+        momentum: for sgd and rmsprop.
+        scheduler: none, step, cosine or onecycle.
+        step_size, gamma: for the step schedule, in epochs.
+        label_smoothing: cross-entropy label smoothing, 0 for none.
+        augment: random rotation, shift and scale of training batches.
+        num_classes: size of the output layer.
+    """
+
+    net: nn.Module
+
+    def __init__(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                 momentum: float = 0.9, scheduler: str = "none", step_size: int = 5,
+                 gamma: float = 0.1, label_smoothing: float = 0.0, augment: bool = False,
+                 num_classes: int = 10):
+        super().__init__()
+        self.save_hyperparameters()
+        self.example_input_array = torch.zeros(1, 1, 28, 28)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of normalised images [N, 1, 28, 28]."""
+        return self.net(images)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        if self.hparams.augment:
+            images = random_affine(images)
+        logits = self(images)
+        loss = self._loss(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
+                  accuracy: MulticlassAccuracy) -> None:
+        images, labels = batch
+        logits = self(images)
+        accuracy(logits, labels)
+        self.log(f"{stage}/loss", self._loss(logits, labels), prog_bar=stage == "val")
+        self.log(f"{stage}/acc", accuracy, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch[0]).softmax(-1)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, hp.momentum)
+        scheduler = build_scheduler(hp.scheduler, optimizer, self.trainer.estimated_stepping_batches,
+                                    hp.step_size, hp.gamma)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class DenseClassifier(ImageClassifier):
+    """A multilayer perceptron on flattened pixels: the workshop's first model.
+
+    Args:
+        hidden_sizes: width of each hidden layer.
+        dropout: dropout after each hidden layer.
+        activation: relu, gelu, silu, tanh, leaky_relu or elu.
+        **training: the optimiser, schedule and loss settings of ImageClassifier.
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.2,
+                 activation: str = "relu", **training):
+        super().__init__(**training)
+        self.net = MLP(hidden_sizes, self.hparams.num_classes, dropout, activation)
+
+
+class CNNClassifier(ImageClassifier):
+    """A convolutional network: blocks of 3x3 convolutions, batch norm and max-pooling.
+
+    Args:
+        channels: output channels of each block (each block halves the image side).
+        hidden_size: width of the fully connected layer before the logits.
+        dropout: dropout in the head.
+        batch_norm: batch normalisation after each convolution.
+        activation: relu, gelu, silu, tanh, leaky_relu or elu.
+        **training: the optimiser, schedule and loss settings of ImageClassifier.
+    """
+
+    def __init__(self, channels: Sequence[int] = (32, 64), hidden_size: int = 128,
+                 dropout: float = 0.3, batch_norm: bool = True, activation: str = "relu",
+                 **training):
+        super().__init__(**training)
+        self.net = ConvNet(channels, hidden_size, self.hparams.num_classes, dropout, batch_norm, activation)

@@ -1,0 +1,282 @@
+"""MNIST-style data: IDX files read and checked, held in memory, served as normalised batches.
+
+Torchvision downloads the files (with its checksums); this module reads them itself so that a
+folder of IDX files from anywhere works the same way, and so that every split lives in memory
+as one uint8 tensor from which whole batches are cut by indexing (no per-image PIL work).
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+import torchvision
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import UserError
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned bytes; last byte = number of dimensions
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A data set torchvision can download, and the statistics used to normalise it."""
+
+    torchvision_class: type
+    mean: float
+    std: float
+    classes: tuple[str, ...]
+
+
+DIGITS = tuple(str(d) for d in range(10))
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(torchvision.datasets.MNIST, 0.1307, 0.3081, DIGITS),
+    "fashion-mnist": DatasetInfo(
+        torchvision.datasets.FashionMNIST,
+        0.2860,
+        0.3530,
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": DatasetInfo(
+        torchvision.datasets.KMNIST,
+        0.1918,
+        0.3483,
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    ),
+}
+
+
+class CorruptDataError(UserError):
+    """An IDX file is truncated, has the wrong magic number, or does not match its partner."""
+
+
+class DataNotFoundError(UserError):
+    """The data is not on disk and could not be downloaded."""
+
+
+# ---------------------------------------------------------------------------- IDX files
+
+
+def read_idx(path: str | Path, ndim: int) -> torch.Tensor:
+    """Read one IDX file (plain or .gz) of unsigned bytes with `ndim` dimensions as a uint8 tensor."""
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise CorruptDataError(f"{path}: cannot be read or decompressed ({err}). "
+                               "Delete it and download it again.") from None
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CorruptDataError(f"{path}: only {len(raw)} bytes, too short for an IDX header. "
+                               "The file is truncated: delete it and download it again.")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != IDX_MAGIC[ndim]:
+        raise CorruptDataError(
+            f"{path}: magic number {magic:#010x}, expected {IDX_MAGIC[ndim]:#010x} for an IDX "
+            f"file of {ndim}-dimensional unsigned bytes. Is this the right file?")
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + int(torch.tensor(shape).prod())
+    if len(raw) != expected:
+        raise CorruptDataError(
+            f"{path}: {len(raw)} bytes, but its header {shape} promises {expected}. "
+            "The file is truncated or damaged: delete it and download it again.")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
+
+
+def find_idx_files(folder: str | Path) -> dict[str, Path] | None:
+    """The four standard IDX files in `folder` (each plain or .gz), or None if any is missing."""
+    found = {}
+    for key, name in IDX_FILES.items():
+        for candidate in (Path(folder) / name, Path(folder) / f"{name}.gz"):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def load_idx_folder(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Read and cross-check the four IDX files of `folder`: images [N, 1, H, W], labels [N]."""
+    files = find_idx_files(folder)
+    if files is None:
+        raise DataNotFoundError(f"{folder}: does not hold the four IDX files {list(IDX_FILES.values())}.")
+    splits = {}
+    for split in ("train", "test"):
+        images = read_idx(files[f"{split}_images"], 3)
+        labels = read_idx(files[f"{split}_labels"], 1)
+        if len(images) != len(labels):
+            raise CorruptDataError(
+                f"{files[f'{split}_labels']}: {len(labels)} labels for {len(images)} images in "
+                f"{files[f'{split}_images']}. The two files do not belong together.")
+        if len(labels) and int(labels.max()) > 9:
+            raise CorruptDataError(f"{files[f'{split}_labels']}: label {int(labels.max())} "
+                                   "is outside 0-9. Is this a label file?")
+        splits[f"{split}_images"] = images.unsqueeze(1).contiguous()
+        splits[f"{split}_labels"] = labels.long()
+    return splits
+
+
+def locate_data(dataset: str, data_dir: str | Path, download: bool = True) -> Path:
+    """The folder holding `dataset`'s IDX files: `data_dir` itself, torchvision's layout under
+    it, or, failing both, a fresh torchvision download (checksummed) into `data_dir`."""
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or give "
+                        "--data-dir a folder holding the four IDX files.")
+    data_dir = Path(data_dir)
+    tv_class = DATASETS[dataset].torchvision_class
+    tv_raw = data_dir / tv_class.__name__ / "raw"
+    for folder in (data_dir, tv_raw):
+        if find_idx_files(folder) is not None:
+            return folder
+    error = "downloading was switched off"
+    if download:
+        try:
+            tv_class(str(data_dir), train=True, download=True)
+            tv_class(str(data_dir), train=False, download=True)
+        except Exception as err:  # network errors come in many types; all mean the same here
+            error = f"the download failed: {type(err).__name__}: {err}"
+        if find_idx_files(tv_raw) is not None:
+            return tv_raw
+    raise DataNotFoundError(
+        f"{dataset} data not found: looked in {data_dir} and {tv_raw}, and {error}. Fix it by "
+        "either (1) passing --data-dir FOLDER where FOLDER holds train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain or "
+        ".gz), or (2) downloading on a machine with internet (python -m mnist_pl download "
+        f"--dataset {dataset} --data-dir data) and copying the folder here.")
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+class InMemoryImages(Dataset):
+    """Images and labels held as tensors; a list of indices gives a whole normalised batch.
+
+    `images` is uint8 [N, 1, H, W]. The DataLoader hands `__getitems__` one batch of indices, so
+    a batch costs one indexing and one fused normalisation instead of N Python calls.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float):
+        self.images, self.labels = images, labels
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().sub_(255 * self.mean).div_(255 * self.std)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._normalise(self.images[index]), self.labels[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices, device=self.labels.device)
+        return self._normalise(self.images[index]), self.labels[index]
+
+
+def _batch_as_is(batch: Any) -> Any:
+    """collate_fn for InMemoryImages: `__getitems__` already returns a stacked batch."""
+    return batch
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST, Fashion-MNIST, KMNIST or any folder of the four IDX files, as a LightningDataModule.
+
+    Args:
+        dataset: "mnist", "fashion-mnist" or "kmnist": what to download, and its statistics.
+        data_dir: a folder holding the four IDX files (used as it is), or where to download.
+        batch_size: images per training batch (evaluation uses the same).
+        val_size: images carved from the training split for validation; a float in (0, 1) is a
+            fraction. The test split is never touched.
+        split_seed: fixes which training images go to validation.
+        normalize: "standard" (zero mean, unit variance: classifiers) or "symmetric" ([-1, 1],
+            what a Tanh generator emits: GANs).
+        num_workers: DataLoader worker processes. 0 is fastest here: batches are cut from memory.
+        download: whether torchvision may download missing data.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        data_dir: str = "data",
+        batch_size: int = 128,
+        val_size: float = 0.1,
+        split_seed: int = 0,
+        normalize: str = "standard",
+        num_workers: int = 0,
+        download: bool = True,
+    ):
+        super().__init__()
+        if dataset not in DATASETS:
+            raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+        if normalize not in ("standard", "symmetric"):
+            raise UserError(f"unknown normalize {normalize!r}; choose 'standard' or 'symmetric'.")
+        if batch_size < 1:
+            raise UserError(f"batch_size must be at least 1, got {batch_size}.")
+        self.save_hyperparameters()
+        self.dataset, self.data_dir, self.batch_size = dataset, data_dir, batch_size
+        self.val_size, self.split_seed, self.normalize = val_size, split_seed, normalize
+        self.num_workers, self.download = num_workers, download
+        self.classes = DATASETS[dataset].classes
+        self.train_set: InMemoryImages | None = None
+        self.val_set: InMemoryImages | None = None
+        self.test_set: InMemoryImages | None = None
+
+    @property
+    def mean_std(self) -> tuple[float, float]:
+        """(mean, std) in [0, 1] units that map raw pixels to the network's input range."""
+        if self.normalize == "symmetric":
+            return 0.5, 0.5
+        info = DATASETS[self.dataset]
+        return info.mean, info.std
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Map normalised images back to [0, 1] for display."""
+        mean, std = self.mean_std
+        return (images * std + mean).clamp(0, 1)
+
+    def prepare_data(self) -> None:
+        locate_data(self.dataset, self.data_dir, self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        tensors = load_idx_folder(locate_data(self.dataset, self.data_dir, self.download))
+        n_train = len(tensors["train_labels"])
+        n_val = round(self.val_size * n_train) if isinstance(self.val_size, float) else int(self.val_size)
+        if not 0 < n_val < n_train:
+            raise UserError(f"val_size={self.val_size} leaves no training or no validation images "
+                            f"out of {n_train}; use a fraction such as 0.1 or a count below {n_train}.")
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+        mean, std = self.mean_std
+        images, labels = tensors["train_images"], tensors["train_labels"]
+        self.train_set = InMemoryImages(images[train_idx], labels[train_idx], mean, std)
+        self.val_set = InMemoryImages(images[val_idx], labels[val_idx], mean, std)
+        self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], mean, std)
+
+    def _loader(self, data: InMemoryImages | None, shuffle: bool) -> DataLoader:
+        if data is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, collate_fn=_batch_as_is,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

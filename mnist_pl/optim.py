@@ -1,0 +1,54 @@
+"""Optimisers and learning-rate schedules by name, as the configs choose them."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from .errors import UserError
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adadelta": torch.optim.Adadelta,
+}
+SCHEDULERS = ("none", "step", "cosine", "onecycle")
+
+
+def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
+                    weight_decay: float = 0.0, momentum: float = 0.9,
+                    betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+    """One of OPTIMIZERS; `momentum` applies to sgd and rmsprop, `betas` to adam and adamw."""
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+    extra: dict[str, Any] = {}
+    if name in ("sgd", "rmsprop"):
+        extra["momentum"] = momentum
+    if name in ("adam", "adamw"):
+        extra["betas"] = tuple(betas)
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **extra)
+
+
+def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int,
+                    step_size: int = 5, gamma: float = 0.1) -> dict | None:
+    """A Lightning lr_scheduler dict, or None for "none".
+
+    "step" multiplies the rate by `gamma` every `step_size` epochs; "cosine" anneals to zero and
+    "onecycle" warms up then anneals, both over `total_steps` optimiser steps.
+    """
+    if name not in SCHEDULERS:
+        raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}.")
+    if name == "none":
+        return None
+    if name == "step":
+        return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma),
+                "interval": "epoch"}
+    if name == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    else:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(2, total_steps))
+    return {"scheduler": scheduler, "interval": "step"}
