@@ -49,6 +49,9 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: in
     if name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     else:
+        # cycling momentum needs a momentum (sgd, rmsprop) or beta1 (adam, adamw); adadelta has neither
+        cycle_momentum = "momentum" in optimizer.defaults or "betas" in optimizer.defaults
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(2, total_steps))
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(2, total_steps),
+            cycle_momentum=cycle_momentum)
     return {"scheduler": scheduler, "interval": "step"}

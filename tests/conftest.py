@@ -1,0 +1,65 @@
+"""Shared fixtures: small IDX data sets made on the fly, and the real-MNIST subset when present."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBSET = ROOT.parent / "shared" / "data" / "mnist-subset"
+
+
+def write_idx(path: Path, tensor: torch.Tensor) -> Path:
+    """Write a uint8 tensor as an IDX file (gzipped when the name ends in .gz)."""
+    header = bytes([0, 0, 0x08, tensor.dim()]) + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
+    raw = header + tensor.to(torch.uint8).contiguous().numpy().tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def make_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` 28x28 images whose label is drawn as a bright bar in one of ten places: learnable."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    images = torch.randint(0, 40, (n, 28, 28), generator=g)
+    for i, label in enumerate(labels.tolist()):
+        row = 2 + 2 * label
+        images[i, row:row + 2, 4:24] = 255
+    return images.to(torch.uint8), labels.to(torch.uint8)
+
+
+def make_idx_folder(folder: Path, n_train: int = 320, n_test: int = 64, gz: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    ext = ".gz" if gz else ""
+    for split, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = make_digits(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte{ext}", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{ext}", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory) -> Path:
+    """A folder of the four IDX files (gzipped): 320 training and 64 test images."""
+    return make_idx_folder(tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture
+def subset_dir() -> Path:
+    """The real-MNIST subset in ../shared, or a skip saying why."""
+    if not SUBSET.is_dir():
+        pytest.skip(f"real MNIST subset not found at {SUBSET} (it ships in the project's shared/ folder)")
+    return SUBSET
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python ARGS...` as a user would, from the repository root, capturing output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)

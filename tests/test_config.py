@@ -1,0 +1,70 @@
+"""Configs: the shipped YAML files, overrides, and the errors for unknown or bad keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_pl import MODELS, UserError, load_config
+from mnist_pl.config import parse_set, section_defaults
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shipped_configs_load_and_build(model):
+    config = load_config(model)
+    assert config["data"]["dataset"] == "mnist" and config["trainer"]["max_epochs"] > 0
+    MODELS[model](**config["model"])  # every key is a real constructor argument
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shipped_configs_spell_out_every_model_key(model):
+    """The YAML files are documentation: each holds every hyperparameter of its model."""
+    config = load_config(model)
+    assert set(config["model"]) == set(section_defaults(model)["model"])
+
+
+def test_overrides_win_and_values_are_typed():
+    config = load_config("cnn", overrides=parse_set(["model.lr=1e-2", "model.channels=[8, 16]", "seed=7"]))
+    assert config["model"]["lr"] == 0.01 and config["model"]["channels"] == [8, 16] and config["seed"] == 7
+
+
+def test_yaml_scientific_notation_becomes_a_number(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  lr: 1e-3\n")
+    assert load_config("dense", path)["model"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model.dropuot": 0.1}, "unknown config key 'model.dropuot'.*Valid keys:.*model.dropout"),
+    ({"nonsense": 1}, "unknown config key 'nonsense'"),
+    ({"trainer.logger": False}, "unknown config key 'trainer.logger'"),
+    ({"model.lr": "fast"}, "model.lr must be a number"),
+])
+def test_bad_overrides(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config("dense", overrides=overrides)
+
+
+def test_unknown_key_in_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  hiden_sizes: [10]\n")
+    with pytest.raises(UserError, match=f"hiden_sizes.*{path}"):
+        load_config("dense", path)
+
+
+@pytest.mark.parametrize("text, message", [("model: [1, 2]\n", "must be a mapping"),
+                                           ("model: {lr: 0.1\n", "cannot be read as YAML"),
+                                           ("- 1\n", "must hold a mapping")])
+def test_malformed_files(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_config("cnn", path)
+
+
+def test_missing_file_and_bad_set_syntax(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_config("cnn", tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        parse_set(["model.lr"])
+    with pytest.raises(UserError, match="unknown model"):
+        load_config("resnet")

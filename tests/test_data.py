@@ -1,0 +1,138 @@
+"""The data module and IDX reading, on small generated files, and each of their error paths."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torchvision
+
+from mnist_pl import CorruptDataError, DataNotFoundError, MNISTDataModule, UserError, read_idx
+from mnist_pl.data import InMemoryImages, locate_data
+
+from conftest import make_digits, make_idx_folder, write_idx
+
+
+def test_read_idx_plain_and_gz_agree(tmp_path):
+    images, _ = make_digits(5, seed=0)
+    plain = read_idx(write_idx(tmp_path / "a-idx3-ubyte", images), 3)
+    zipped = read_idx(write_idx(tmp_path / "a-idx3-ubyte.gz", images), 3)
+    assert plain.dtype == torch.uint8 and plain.shape == (5, 28, 28)
+    assert torch.equal(plain, images) and torch.equal(zipped, images)
+
+
+def test_datamodule_splits_are_in_memory_uint8_and_disjoint(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), val_size=0.25, batch_size=32)
+    dm.setup()
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (240, 80, 64)
+    assert dm.train_set.images.dtype == torch.uint8 and dm.train_set.images.shape[1:] == (1, 28, 28)
+    # validation is carved from train, so together they are exactly the training file
+    all_train = torch.cat([dm.train_set.images, dm.val_set.images]).flatten(1)
+    source = read_idx(idx_dir / "train-images-idx3-ubyte.gz", 3).flatten(1)
+    assert sorted(map(tuple, all_train.tolist())) == sorted(map(tuple, source.tolist()))
+
+
+def test_validation_split_is_fixed_by_split_seed(idx_dir):
+    def val_labels(seed):
+        dm = MNISTDataModule(data_dir=str(idx_dir), split_seed=seed)
+        dm.setup()
+        return dm.val_set.labels
+    assert torch.equal(val_labels(3), val_labels(3))
+    assert not torch.equal(val_labels(3), val_labels(4))
+
+
+def test_batches_are_normalised_tensors(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=50)
+    dm.setup()
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (50, 1, 28, 28) and images.dtype == torch.float32
+    assert labels.shape == (50,) and labels.dtype == torch.int64
+    # standard normalisation maps pixel 0 to -mean/std and 255 to (1-mean)/std
+    assert images.min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-4)
+    assert images.max().item() == pytest.approx((1 - 0.1307) / 0.3081, abs=1e-4)
+
+
+def test_symmetric_normalisation_spans_minus_one_to_one(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), normalize="symmetric", batch_size=64)
+    dm.setup()
+    images, _ = next(iter(dm.test_dataloader()))
+    assert images.min().item() == pytest.approx(-1.0) and images.max().item() == pytest.approx(1.0)
+    assert torch.allclose(dm.denormalize(images) * 255, dm.test_set.images[:64].float(), atol=1e-3)
+
+
+def test_batch_fetch_matches_single_items():
+    images, labels = make_digits(10, seed=5)
+    data = InMemoryImages(images.unsqueeze(1), labels.long(), 0.5, 0.25)
+    batch_x, batch_y = data.__getitems__([3, 7])
+    for row, i in enumerate([3, 7]):
+        x, y = data[i]
+        assert torch.equal(batch_x[row], x) and batch_y[row] == y
+
+
+def test_plain_idx_files_work_too(tmp_path):
+    dm = MNISTDataModule(data_dir=str(make_idx_folder(tmp_path, gz=False)))
+    dm.setup()
+    assert len(dm.test_set) == 64
+
+
+def test_torchvision_layout_is_found(tmp_path):
+    make_idx_folder(tmp_path / "FashionMNIST" / "raw")
+    assert locate_data("fashion-mnist", tmp_path, download=False) == tmp_path / "FashionMNIST" / "raw"
+
+
+def test_missing_data_lists_paths_and_both_fixes(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        locate_data("mnist", tmp_path / "nowhere", download=False)
+    message = str(err.value)
+    assert str(tmp_path / "nowhere") in message and str(tmp_path / "nowhere" / "MNIST" / "raw") in message
+    assert "--data-dir" in message and "machine with internet" in message
+
+
+def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+    monkeypatch.setattr(torchvision.datasets.MNIST, "__init__", offline)
+    with pytest.raises(DataNotFoundError, match="the download failed: RuntimeError"):
+        MNISTDataModule(data_dir=str(tmp_path)).prepare_data()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("magic", "magic number"),
+    ("truncate", "truncated"),
+    ("tiny", "too short"),
+    ("labels", "labels for"),
+    ("label_value", "outside 0-9"),
+    ("not_gzip", "cannot be read or decompressed"),
+])
+def test_corrupt_files_are_named(tmp_path, damage, message):
+    folder = make_idx_folder(tmp_path, gz=False)
+    images = folder / "train-images-idx3-ubyte"
+    labels = folder / "train-labels-idx1-ubyte"
+    if damage == "magic":
+        images.write_bytes(b"\x00\x00\x08\x02" + images.read_bytes()[4:])
+    elif damage == "truncate":
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "tiny":
+        images.write_bytes(b"\x00\x00")
+    elif damage == "labels":
+        write_idx(labels, torch.zeros(7, dtype=torch.uint8))
+    elif damage == "label_value":
+        write_idx(labels, torch.full((320,), 12, dtype=torch.uint8))
+    elif damage == "not_gzip":
+        shutil.move(images, images.with_suffix(".gz"))
+        images.with_suffix(".gz").write_bytes(b"this is not gzip")
+    with pytest.raises(CorruptDataError, match=message) as err:
+        MNISTDataModule(data_dir=str(folder)).setup()
+    assert "train-" in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs", [{"dataset": "cifar"}, {"normalize": "minmax"}, {"batch_size": 0}])
+def test_bad_arguments_are_user_errors(kwargs):
+    with pytest.raises(UserError):
+        MNISTDataModule(**kwargs)
+
+
+def test_val_size_must_leave_images(idx_dir):
+    with pytest.raises(UserError, match="val_size"):
+        MNISTDataModule(data_dir=str(idx_dir), val_size=320).setup()
