@@ -63,3 +63,20 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def subset_cnn_run(tmp_path_factory) -> dict:
+    """results.json of the default CNN trained for 2 epochs on the real-MNIST subset (about 15 s).
+
+    Session-scoped: tests that need a trained classifier checkpoint (evaluation, prediction, the
+    GAN's evaluator) share this one run.
+    """
+    if not SUBSET.is_dir():
+        pytest.skip(f"real MNIST subset not found at {SUBSET} (it ships in the project's shared/ folder)")
+    from mnist_pl import load_config, train
+
+    config = load_config("cnn", overrides={
+        "data.data_dir": str(SUBSET), "trainer.max_epochs": 2, "trainer.accelerator": "cpu",
+        "trainer.enable_model_summary": False, "logdir": str(tmp_path_factory.mktemp("subset_cnn"))})
+    return train("cnn", config)
