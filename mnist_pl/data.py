@@ -146,7 +146,9 @@ def locate_data(dataset: str, data_dir: str | Path, download: bool = True) -> Pa
             tv_class(str(data_dir), train=True, download=True)
             tv_class(str(data_dir), train=False, download=True)
         except Exception as err:  # network errors come in many types; all mean the same here
-            error = f"the download failed: {type(err).__name__}: {err}"
+            # torchvision's message lists every mirror tried; its first line says enough
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            error = f"the download failed ({type(err).__name__}: {first_line})"
         if find_idx_files(tv_raw) is not None:
             return tv_raw
     raise DataNotFoundError(

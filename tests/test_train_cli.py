@@ -1,0 +1,131 @@
+"""train.py end to end, as a user runs it: results, checkpoints, TensorBoard, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import make_idx_folder, run_cli
+from mnist_pl.cli import main
+
+SMALL_MODELS = {
+    "dense": ["--set", "model.hidden_sizes=[32]"],
+    "cnn": ["--set", "model.channels=[4, 8]", "--set", "model.hidden_size=16"],
+    "gan": ["--set", "model.generator_hidden=[32]", "--set", "model.discriminator_hidden=[32]"],
+}
+
+
+def train(idx_dir: Path, logdir: Path, model: str, *extra: str):
+    return run_cli("train.py", "--model", model, "--data-dir", str(idx_dir), "--logdir", str(logdir),
+                   "--max-epochs", "2", "--batch-size", "64", "--accelerator", "cpu",
+                   "--set", "trainer.log_every_n_steps=2", *extra)
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+@pytest.mark.parametrize("model", SMALL_MODELS)
+def test_train_end_to_end(model, idx_dir, tmp_path):
+    proc = train(idx_dir, tmp_path, model, *SMALL_MODELS[model])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / model / "version_0" / "results.json").read_text())
+    run_dir = Path(results["run_dir"])
+    assert run_dir == tmp_path / model / "version_0" and results["epochs"] == 2
+    assert f"tensorboard --logdir {run_dir}" in proc.stdout and str(run_dir / "results.json") in proc.stdout
+    assert Path(results["last_checkpoint"]).is_file() and Path(results["best_checkpoint"]).is_file()
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "hparams.yaml").is_file()
+
+    tensorboard = events(run_dir)
+    scalars = set(tensorboard.Tags()["scalars"])
+    if model == "gan":
+        assert {"train/loss_d_step", "train/loss_g_epoch", "train/d_real", "train/d_fake"} <= scalars
+        grids = tensorboard.Images("samples")
+        assert [g.step for g in grids] == [0, 1] and grids[0].width > 200
+        assert Path(results["samples"]).is_file() and "test" not in results
+    else:
+        assert {"train/loss_step", "train/acc", "val/acc", "val/loss", "test/acc", "test/loss"} <= scalars
+        assert len(tensorboard.Scalars("val/acc")) == 2
+        assert 0.0 <= results["test"]["test/acc"] <= 1.0
+        assert f"test/acc:         {results['test']['test/acc']:.4f}" in proc.stdout
+
+
+def test_second_run_gets_its_own_directory(idx_dir, tmp_path, capsys):
+    for _ in range(2):
+        assert main(["train", "--model", "dense", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
+                     "--max-epochs", "1", "--accelerator", "cpu", *SMALL_MODELS["dense"]]) == 0
+    assert (tmp_path / "dense" / "version_0" / "results.json").is_file()
+    assert (tmp_path / "dense" / "version_1" / "results.json").is_file()
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for flag in ("--model", "--config", "--dataset", "--data-dir", "--accelerator", "--devices",
+                 "--precision", "--max-epochs", "--batch-size", "--lr", "--seed", "--logdir",
+                 "--fast-dev-run", "--set"):
+        assert flag in help_text
+
+
+def bad_inputs(idx_dir: Path, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    corrupt = make_idx_folder(tmp_path / "corrupt", gz=False)
+    (corrupt / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x40" + b"\x01" * 10)
+    return {
+        "unknown config key": (["--set", "model.dropuot=0.5"], "unknown config key 'model.dropuot'"),
+        "unknown key in config file": (["--config", str(_write(tmp_path / "c.yaml", "model:\n  size: 3\n"))],
+                                       "unknown config key 'model.size'"),
+        "missing config file": (["--config", str(tmp_path / "missing.yaml")], "does not exist"),
+        "gpu without one": (["--accelerator", "gpu"], "no CUDA GPU"),
+        "missing data": (["--data-dir", str(tmp_path / "empty"), "--set", "data.download=false"],
+                         "mnist data not found"),
+        "corrupt data": (["--data-dir", str(corrupt)], "t10k-labels-idx1-ubyte: 18 bytes, but its header"),
+        "unknown dataset": (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+        "bad value": (["--set", "model.lr=fast"], "model.lr must be a number"),
+    }
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_bad_inputs_give_one_clear_line_and_exit_2(idx_dir, tmp_path, capsys):
+    """Each case through the CLI's main(), in this process to keep the suite fast; the exit
+    status of the real script is checked once below."""
+    logdir = tmp_path / "runs"
+    kept = logdir / "dense" / "version_0"
+    kept.mkdir(parents=True)
+    (kept / "results.json").write_text("{}")
+    for case, (args, message) in bad_inputs(idx_dir, tmp_path).items():
+        status = main(["train", "--model", "dense", "--data-dir", str(idx_dir), "--logdir", str(logdir), *args])
+        stderr = capsys.readouterr().err
+        assert status == 2, (case, stderr[-2000:])
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], (case, stderr[-2000:])
+    assert (kept / "results.json").read_text() == "{}", "an earlier run must survive failed runs"
+
+
+def test_script_exit_status_and_no_traceback(tmp_path):
+    proc = run_cli("train.py", "--model", "cnn", "--accelerator", "gpu", "--logdir", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --accelerator gpu was asked for")
+
+
+def test_unknown_model_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "resnet"])
+    assert exit_.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_fast_dev_run_flag_saves_nothing(idx_dir, tmp_path, capsys):
+    status = main(["train", "--model", "cnn", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
+                   "--fast-dev-run", "--accelerator", "cpu", *SMALL_MODELS["cnn"]])
+    assert status == 0 and "fast_dev_run saves none" in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())
