@@ -89,6 +89,13 @@ def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
         samples = run_dir / "samples.png"
         torchvision.utils.save_image(model.sample_grid(), samples)
         results["samples"] = str(samples)
+    if run_dir is not None:
+        # the HPARAMS tab compares runs: every hyperparameter beside the numbers that judge them
+        final = results.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
+                                         if k.endswith("_epoch")}
+        trainer.logger.log_hyperparams(trainer.logger.hparams,
+                                       metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items()})
+        trainer.logger.finalize("success")  # fit and test closed the writer already: flush again
     results["seconds"] = round(time.time() - started, 1)
     results["tensorboard"] = f"tensorboard --logdir {run_dir}" if run_dir else None
     if run_dir is not None and trainer.is_global_zero:

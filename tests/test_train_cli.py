@@ -129,3 +129,18 @@ def test_fast_dev_run_flag_saves_nothing(idx_dir, tmp_path, capsys):
                    "--fast-dev-run", "--accelerator", "cpu", *SMALL_MODELS["cnn"]])
     assert status == 0 and "fast_dev_run saves none" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())
+
+
+def test_hyperparameters_reach_tensorboard(idx_dir, tmp_path, capsys):
+    assert main(["train", "--model", "dense", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
+                 "--max-epochs", "1", "--accelerator", "cpu", *SMALL_MODELS["dense"]]) == 0
+    run_dir = tmp_path / "dense" / "version_0"
+    tags = events(run_dir).Tags()["scalars"]
+    assert "hparams/test_acc" in tags
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    multiplexer = EventMultiplexer({"run": str(run_dir)})
+    multiplexer.Reload()
+    content = multiplexer.PluginRunToTagToContent("hparams")["run"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert session.session_start_info.hparams["hidden_sizes"].string_value == "[32]"
