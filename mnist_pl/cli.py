@@ -35,6 +35,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
     p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation")
     p.add_argument("--logdir", help="where run directories are made (default: runs)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the networks (slow start, faster steps on a GPU)")
+    p.add_argument("--profile", action="store_true", default=None,
+                   help="time each part of training with Lightning's simple profiler (fit-profile.txt)")
     p.add_argument("--fast-dev-run", action="store_true",
                    help="run one batch of each stage to check that everything works; saves nothing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -45,7 +49,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size": "data.batch_size",
              "lr": "model.lr", "max_epochs": "trainer.max_epochs", "accelerator": "trainer.accelerator",
              "devices": "trainer.devices", "precision": "trainer.precision", "seed": "seed",
-             "logdir": "logdir"}
+             "logdir": "logdir", "compile": "compile", "profile": "profile"}
 
 
 def _train(args: argparse.Namespace) -> int:

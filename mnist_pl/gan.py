@@ -88,8 +88,7 @@ class GAN(L.LightningModule):
             self.manual_backward(loss_g)
             opt_g.step()
 
-        self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, prog_bar=True,
-                      on_step=True, on_epoch=True)
+        self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, on_step=True, on_epoch=True)
         self.log_dict({"train/d_real": logits_real.detach().sigmoid().mean(),
                        "train/d_fake": logits_fake.detach().sigmoid().mean()},
                       on_step=False, on_epoch=True)

@@ -9,16 +9,34 @@ from typing import Any
 
 import lightning as L
 import torch
+import torchmetrics
 import torchvision
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.profilers import SimpleProfiler
 
 from .classifier import ImageClassifier
 from .config import MODELS
 from .data import MNISTDataModule
 from .errors import UserError
 from .gan import GAN
+
+
+class ProgressBar(TQDMProgressBar):
+    """The TQDM bar, showing the latest per-step metrics (the losses) each time it redraws.
+
+    Logging with prog_bar=True would copy those values to the host after every step, a GPU
+    sync each time; reading them here costs one copy per redraw.
+    """
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        for key, value in trainer.callback_metrics.items():
+            if key.endswith("_step"):
+                items[key.removeprefix("train/").removesuffix("_step")] = f"{value.item():.3f}"
+        return items
 
 
 def check_accelerator(accelerator: str) -> None:
@@ -32,24 +50,31 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
-def build_trainer(model: L.LightningModule, logdir: str, name: str, **trainer_args: Any) -> L.Trainer:
-    """A Trainer with mnist-pl's logger, checkpoints and progress bar.
+def build_trainer(model: L.LightningModule, logger: TensorBoardLogger,
+                  extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
+    """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger`.
 
-    TensorBoard gets one run directory per run, `logdir/name/version_N`; checkpoints go in its
-    `checkpoints/` folder: the best by validation accuracy for classifiers, and always `last.ckpt`.
+    Checkpoints go in the run directory's `checkpoints/` folder: the best by validation accuracy
+    for classifiers, and always `last.ckpt`.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
-    logger = TensorBoardLogger(logdir, name=name, default_hp_metric=False)
     if isinstance(model, ImageClassifier):
         checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True,
                                      filename="epoch{epoch:03d}-val_acc{val/acc:.4f}",
                                      auto_insert_metric_name=False)
     else:
         checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False)
-    callbacks: list[L.Callback] = [checkpoint, TQDMProgressBar(refresh_rate=10)]
+    callbacks: list[L.Callback] = [checkpoint, ProgressBar(refresh_rate=10)]
     if isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return L.Trainer(logger=logger, callbacks=callbacks, **trainer_args)
+    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []), **trainer_args)
+
+
+def compile_model(model: L.LightningModule) -> None:
+    """torch.compile every network of `model` in place (state_dict keys stay as they are)."""
+    for module in model.children():
+        if not isinstance(module, torchmetrics.Metric):
+            module.compile()
 
 
 def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +86,12 @@ def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(model, GAN) and datamodule.normalize != "symmetric":
         raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
                         "way: set data.normalize: symmetric (as configs/gan.yaml does).")
-    trainer = build_trainer(model, config["logdir"], model_name, **config["trainer"])
-    run_dir = Path(trainer.logger.log_dir) if not trainer.fast_dev_run else None
+    logger = TensorBoardLogger(config["logdir"], name=model_name, default_hp_metric=False)
+    run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
+    profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
+    trainer = build_trainer(model, logger, profiler=profiler, **config["trainer"])
+    if config["compile"]:
+        compile_model(model)
     if run_dir is not None and trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump({"model_name": model_name, **config}, sort_keys=False))
@@ -96,6 +125,8 @@ def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
         trainer.logger.log_hyperparams(trainer.logger.hparams,
                                        metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items()})
         trainer.logger.finalize("success")  # fit and test closed the writer already: flush again
+    if profiler is not None:
+        results["profile"] = str(run_dir / "fit-profile.txt")
     results["seconds"] = round(time.time() - started, 1)
     results["tensorboard"] = f"tensorboard --logdir {run_dir}" if run_dir else None
     if run_dir is not None and trainer.is_global_zero:
@@ -109,6 +140,8 @@ def format_results(results: dict[str, Any]) -> str:
              f"{results['global_step']} steps, {results['seconds']} s)"]
     for key, value in results.get("test", {}).items():
         lines.append(f"{key + ':':<18}{value:.4f}")
+    if results.get("profile"):
+        lines.append(f"Profile:          {results['profile']}")
     if results.get("samples"):
         lines.append(f"Generated digits: {results['samples']}")
     lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none: fast_dev_run saves none)'}")

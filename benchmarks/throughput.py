@@ -1,0 +1,325 @@
+"""Training throughput of mnist-pl against a bare PyTorch loop and the usual torchvision pipeline.
+
+For each model (dense, cnn, gan) three paths train the same network, with the same optimiser,
+schedule, augmentation, batch size and training images, for a warm-up epoch and then several
+timed epochs:
+
+  mnist-pl     its MNISTDataModule, its LightningModule and the Trainer that train.py builds
+               (validation switched off: this measures training);
+  bare         a hand-written loop over the same in-memory uint8 tensor: randperm, index,
+               normalise, step. The reference;
+  torchvision  torchvision.datasets.MNIST with per-image PIL ToTensor + Normalize through a
+               DataLoader with worker processes, then the same loop as `bare`.
+
+Each path runs in its own process so that peak memory is its own. Epoch time is measured from
+one epoch's start to the next one's, so the cost of an epoch boundary is in the figures.
+
+    python benchmarks/throughput.py --data-dir ../shared/data/mnist-subset
+    python benchmarks/throughput.py --data-dir /usr/share/datasets/fashion-mnist --dataset fashion-mnist
+    python benchmarks/throughput.py --accelerator gpu --precision bf16-mixed --models cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PATHS = ("mnist-pl", "bare", "torchvision")
+
+
+# ------------------------------------------------------------------------ one path, one process
+
+
+def _setup(args):
+    """The config, LightningModule and DataModule of one model, as train.py would make them."""
+    import lightning as L
+
+    from mnist_pl import MODELS, MNISTDataModule, load_config
+
+    overrides = {"data.data_dir": args.data_dir, "data.dataset": args.dataset,
+                 "trainer.accelerator": args.accelerator, "trainer.precision": args.precision}
+    if args.batch_size:
+        overrides["data.batch_size"] = args.batch_size
+    config = load_config(args.model, overrides=overrides)
+    config["compile"] = args.compile
+    L.seed_everything(0, verbose=False)
+    model = MODELS[args.model](**config["model"])
+    datamodule = MNISTDataModule(**config["data"])
+    datamodule.setup("fit")
+    return config, model, datamodule
+
+
+def _device(accelerator: str):
+    import torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _autocast(device, precision: str):
+    import torch
+
+    if precision.startswith("bf16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision.startswith("16"):
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def run_mnist_pl(args) -> tuple[list[float], int]:
+    """Epoch times of mnist-pl's own training path."""
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mnist_pl.training import build_trainer, compile_model
+
+    config, model, datamodule = _setup(args)
+
+    class EpochClock(L.Callback):
+        def __init__(self):
+            self.marks: list[float] = []
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.marks.append(time.perf_counter())
+
+        def on_train_end(self, trainer, pl_module):
+            _sync(pl_module.device)
+            self.marks.append(time.perf_counter())
+
+    clock = EpochClock()
+    trainer_args = {**config["trainer"], "max_epochs": args.warmup + args.epochs,
+                    "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_model_summary": False}
+    with tempfile.TemporaryDirectory() as logdir:
+        logger = TensorBoardLogger(logdir, name=args.model, default_hp_metric=False)
+        trainer = build_trainer(model, logger, extra_callbacks=[clock], **trainer_args)
+        if args.compile:
+            compile_model(model)
+        trainer.fit(model, datamodule=datamodule)
+    return [b - a for a, b in zip(clock.marks, clock.marks[1:])], len(datamodule.train_set)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _hand_written_steps(args, model, device):
+    """One training step of `model`'s networks with its optimiser(s), written without Lightning."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_pl import GAN
+    from mnist_pl.classifier import random_affine
+    from mnist_pl.optim import build_optimizer
+
+    hp = model.hparams
+    autocast = lambda: _autocast(device, args.precision)  # noqa: E731
+    if isinstance(model, GAN):
+        gen, disc = model.generator.to(device).train(), model.discriminator.to(device).train()
+        opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
+        opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
+
+        def step(real, _labels):
+            noise = torch.randn(real.shape[0], hp.latent_dim, device=device)
+            with autocast():
+                fake = gen(noise)
+                logits_real, logits_fake = disc(real), disc(fake.detach())
+                loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, hp.real_label))
+                          + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            with autocast():
+                logits_gen = disc(fake)
+                loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+        return step, None
+
+    net = model.net.to(device).train()
+    optimizer = build_optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)
+
+    def step(images, labels):
+        if hp.augment:
+            images = random_affine(images)
+        with autocast():
+            loss = F.cross_entropy(net(images), labels, label_smoothing=hp.label_smoothing)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step, optimizer
+
+
+def _timed_epochs(args, step, scheduler, epoch_batches, device) -> list[float]:
+    marks = []
+    for _ in range(args.warmup + args.epochs):
+        marks.append(time.perf_counter())
+        for images, labels in epoch_batches():
+            step(images, labels)
+        if scheduler is not None and scheduler["interval"] == "epoch":
+            scheduler["scheduler"].step()
+    _sync(device)
+    marks.append(time.perf_counter())
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
+def run_loop(args) -> tuple[list[float], int]:
+    """Epoch times of the hand-written loop, fed either from memory or by torchvision."""
+    import torch
+
+    from mnist_pl.optim import build_scheduler
+
+    config, model, datamodule = _setup(args)
+    device = _device(args.accelerator)
+    step, optimizer = _hand_written_steps(args, model, device)
+    data = datamodule.train_set
+    batch = datamodule.batch_size
+    n_batches = -(-len(data) // batch)
+    hp = model.hparams
+    scheduler = None
+    if optimizer is not None:
+        scheduler = build_scheduler(hp.scheduler, optimizer, n_batches * (args.warmup + args.epochs),
+                                    hp.step_size, hp.gamma)
+    step = _with_scheduler(step, scheduler)
+
+    if args.path == "bare":
+        images, labels = data.images.to(device), data.labels.to(device)
+        scale, shift = 1 / (255 * data.std), data.mean / data.std
+
+        def epoch_batches():
+            order = torch.randperm(len(labels), device=device)
+            for start in range(0, len(labels), batch):
+                index = order[start:start + batch]
+                yield images[index].float().mul_(scale).sub_(shift), labels[index]
+    else:
+        loader = _torchvision_loader(args, datamodule, device)
+
+        def epoch_batches():
+            for images, labels in loader:
+                yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+    return _timed_epochs(args, step, scheduler, epoch_batches, device), len(data)
+
+
+def _with_scheduler(step, scheduler):
+    def stepped(images, labels):
+        step(images, labels)
+        if scheduler is not None and scheduler["interval"] == "step":
+            scheduler["scheduler"].step()
+    return stepped
+
+
+def _torchvision_loader(args, datamodule, device):
+    """torchvision.datasets.MNIST over the same training images, decoded per image through PIL."""
+    import torch
+    import torchvision
+    from torchvision import transforms
+
+    root = Path(tempfile.mkdtemp())
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    # torchvision reads uncompressed IDX files from root/MNIST/raw; write the training split there
+    # (the test files it also insists on are the same tensors: never read in this benchmark)
+    for prefix in ("train", "t10k"):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", datamodule.train_set.images.squeeze(1))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", datamodule.train_set.labels.to(torch.uint8))
+    mean, std = datamodule.mean_std
+    dataset = torchvision.datasets.MNIST(str(root), train=True, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((mean,), (std,))]))
+    shutil.rmtree(root, ignore_errors=True)  # the data set holds its tensors in memory now
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=datamodule.batch_size, shuffle=True, num_workers=args.workers,
+        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+
+
+def _write_idx(path: Path, tensor) -> None:
+    header = bytes([0, 0, 8, tensor.dim()]) + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
+    path.write_bytes(header + tensor.contiguous().numpy().tobytes())
+
+
+def worker(args) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    times, n_images = run_mnist_pl(args) if args.path == "mnist-pl" else run_loop(args)
+    device = _device(args.accelerator)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    if args.path == "torchvision" and args.workers:
+        peak_rss += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    print(json.dumps({"epoch_seconds": times[args.warmup:], "images": n_images,
+                      "peak_rss_mib": round(peak_rss), "peak_gpu_mib": peak_gpu and round(peak_gpu)}))
+
+
+# ------------------------------------------------------------------------ the driver
+
+
+def measure(args, model: str, path: str) -> dict:
+    command = [sys.executable, __file__, "--worker", path, "--models", model, *args.passthrough]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{model}/{path} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["images_per_s"] = result["images"] / statistics.median(result["epoch_seconds"])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", default="../shared/data/mnist-subset", help="folder with the IDX files")
+    parser.add_argument("--dataset", default="mnist", help="normalisation statistics to use")
+    parser.add_argument("--models", nargs="+", default=["dense", "cnn", "gan"])
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's config")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="torchvision DataLoader workers")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (mnist-pl path)")
+    parser.add_argument("--worker", choices=PATHS, dest="path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.path:
+        args.model = args.models[0]
+        return worker(args)
+    args.passthrough = [a for a in sys.argv[1:] if a not in args.models and a != "--models"]
+
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}, " + (torch.cuda.get_device_name() if _device(args.accelerator).type == "cuda" else "CPU"))
+    print(f"data: {args.data_dir}; precision {args.precision}; {args.warmup} warm-up + {args.epochs} "
+          f"timed epochs, median; torchvision workers: {args.workers}\n")
+    header = f"{'model':<6} {'mnist-pl img/s':>15} {'bare img/s':>11} {'torchvision img/s':>18} " \
+             f"{'pl/bare':>8} {'pl/tv':>7} {'peak MiB (pl/bare/tv)':>24}"
+    print(header)
+    print("-" * len(header))
+    for model in args.models:
+        r = {path: measure(args, model, path) for path in PATHS}
+        mem_key = "peak_gpu_mib" if r["bare"]["peak_gpu_mib"] else "peak_rss_mib"
+        mem = "/".join(str(r[p][mem_key]) for p in PATHS)
+        print(f"{model:<6} {r['mnist-pl']['images_per_s']:>15,.0f} {r['bare']['images_per_s']:>11,.0f} "
+              f"{r['torchvision']['images_per_s']:>18,.0f} "
+              f"{r['mnist-pl']['images_per_s'] / r['bare']['images_per_s']:>8.2f} "
+              f"{r['mnist-pl']['images_per_s'] / r['torchvision']['images_per_s']:>7.2f} {mem:>24}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
