@@ -101,9 +101,26 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, hp.momentum)
-        scheduler = build_scheduler(hp.scheduler, optimizer, self.trainer.estimated_stepping_batches,
-                                    hp.step_size, hp.gamma)
+        total_steps = self._total_steps() if hp.scheduler in ("cosine", "onecycle") else 0
+        scheduler = build_scheduler(hp.scheduler, optimizer, total_steps, hp.step_size, hp.gamma)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+    def _total_steps(self) -> int:
+        """Optimiser steps in the whole run, for schedules sized to it.
+
+        With an MNISTDataModule this is counted from its training split: Lightning's
+        estimated_stepping_batches would load the train loader before a checkpoint is restored,
+        and a loader iterated that early cannot resume mid-epoch where it left off.
+        """
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        if trainer.max_steps > 0 or getattr(datamodule, "train_set", None) is None:
+            return int(trainer.estimated_stepping_batches)
+        batches = math.ceil(len(datamodule.train_set) / (datamodule.batch_size * trainer.world_size))
+        limit = trainer.limit_train_batches
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        return math.ceil(batches / trainer.accumulate_grad_batches) * trainer.max_epochs
 
 
 class DenseClassifier(ImageClassifier):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import UserError
@@ -35,6 +36,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
     p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation")
     p.add_argument("--logdir", help="where run directories are made (default: runs)")
+    p.add_argument("--strategy", help="auto, ddp, ddp_spawn ... (trainer.strategy)")
+    p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes)")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic algorithms: with --seed, the same run gives the same weights")
+    p.add_argument("--resume", metavar="PATH|last",
+                   help="continue a run from a checkpoint; 'last' is the newest run's last.ckpt "
+                        "under --logdir. Its run's config.yaml is the default --config")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the networks (slow start, faster steps on a GPU)")
     p.add_argument("--profile", action="store_true", default=None,
@@ -49,10 +57,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size": "data.batch_size",
              "lr": "model.lr", "max_epochs": "trainer.max_epochs", "accelerator": "trainer.accelerator",
              "devices": "trainer.devices", "precision": "trainer.precision", "seed": "seed",
-             "logdir": "logdir", "compile": "compile", "profile": "profile"}
+             "logdir": "logdir", "compile": "compile", "profile": "profile",
+             "strategy": "trainer.strategy", "num_nodes": "trainer.num_nodes",
+             "deterministic": "trainer.deterministic"}
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .checkpoints import run_dir_of
     from .config import load_config, parse_set
     from .training import format_results, train
 
@@ -64,10 +75,28 @@ def _train(args: argparse.Namespace) -> int:
         devices = overrides["trainer.devices"]
         overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
     overrides.update(parse_set(args.set))
-    config = load_config(args.model, args.config, overrides)
-    results = train(args.model, config)
+    config_path, resume = args.config, None
+    if args.resume:
+        resume = _resume_path(args, overrides)
+        run_dir = run_dir_of(resume)
+        # the run's own config, if the run is of this model (else the mismatch is reported later)
+        if config_path is None and run_dir is not None and run_dir.parent.name == args.model:
+            config_path = run_dir / "config.yaml"
+    config = load_config(args.model, config_path, overrides)
+    results = train(args.model, config, resume=resume)
     print(format_results(results))
     return 0
+
+
+def _resume_path(args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
+
+    from .checkpoints import find_last_checkpoint
+    from .config import load_config
+
+    if args.resume != "last":
+        return Path(args.resume)
+    logdir = overrides.get("logdir") or load_config(args.model, args.config)["logdir"]
+    return find_last_checkpoint(logdir, args.model)
 
 
 def _add_download(sub: argparse._SubParsersAction) -> None:

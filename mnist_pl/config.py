@@ -1,6 +1,7 @@
 """Run configuration: YAML files whose sections mirror the constructors they feed.
 
-A config has four parts: `seed`, `logdir`, `compile` and `profile` at the top, then `data` (MNISTDataModule's
+A config has four parts: `seed`, `logdir`, `checkpoint_every_n_steps`, `compile` and `profile`
+at the top, then `data` (MNISTDataModule's
 arguments), `model` (the chosen LightningModule's arguments) and `trainer` (lightning.Trainer's
 arguments). The valid keys are read off those signatures, so the check can never drift from
 the code.
@@ -23,7 +24,8 @@ from .gan import GAN
 MODELS: dict[str, type[L.LightningModule]] = {"dense": DenseClassifier, "cnn": CNNClassifier, "gan": GAN}
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # keys outside the sections: what train() itself does (see training.py)
-TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False}
+TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
+             "checkpoint_every_n_steps": 0}
 # Trainer arguments that mnist-pl sets itself (see training.py), so a config may not.
 TRAINER_MANAGED = {"self", "logger", "callbacks", "default_root_dir", "enable_checkpointing",
                    "enable_progress_bar", "plugins", "profiler"}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning as L
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .errors import UserError
 
@@ -192,6 +192,50 @@ def _batch_as_is(batch: Any) -> Any:
     return batch
 
 
+class EpochShuffle(Sampler[int]):
+    """A random order fixed by (seed, epoch), so that a resumed epoch replays it and skips ahead.
+
+    Lightning calls `set_epoch` at each epoch start, as it does for a DistributedSampler.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        start, self.skip = self.skip, 0  # skipping applies to the resumed epoch only
+        return iter(torch.randperm(self.size, generator=generator)[start:].tolist())
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that Lightning saves into checkpoints and restores (its stateful-loader
+    protocol), so that training resumed mid-epoch sees the images the lost run would have seen.
+
+    `batches_done` reports how many batches the training loop has consumed this epoch (the
+    loader itself has run ahead by Lightning's prefetch).
+    """
+
+    def __init__(self, *args: Any, batches_done: Callable[[], int] = lambda: 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        if not isinstance(self.sampler, EpochShuffle):  # e.g. replaced by DDP's DistributedSampler
+            return {}
+        return {"seed": self.sampler.seed, "epoch": self.sampler.epoch, "batches_done": self.batches_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state and isinstance(self.sampler, EpochShuffle):
+            self.sampler.seed, self.sampler.epoch = state["seed"], state["epoch"]
+            self.sampler.skip = state["batches_done"] * self.batch_size
+
+
 class MNISTDataModule(L.LightningDataModule):
     """MNIST, Fashion-MNIST, KMNIST or any folder of the four IDX files, as a LightningDataModule.
 
@@ -201,7 +245,8 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: images per training batch (evaluation uses the same).
         val_size: images carved from the training split for validation; a float in (0, 1) is a
             fraction. The test split is never touched.
-        split_seed: fixes which training images go to validation.
+        split_seed: fixes which training images go to validation (None: 0; train.py passes the
+            run's seed).
         normalize: "standard" (zero mean, unit variance: classifiers) or "symmetric" ([-1, 1],
             what a Tanh generator emits: GANs).
         num_workers: DataLoader worker processes. 0 is fastest here: batches are cut from memory.
@@ -216,7 +261,7 @@ class MNISTDataModule(L.LightningDataModule):
         data_dir: str = "data",
         batch_size: int = 128,
         val_size: float = 0.1,
-        split_seed: int = 0,
+        split_seed: int | None = 0,
         normalize: str = "standard",
         num_workers: int = 0,
         download: bool = True,
@@ -269,7 +314,7 @@ class MNISTDataModule(L.LightningDataModule):
         if not 0 < n_val < n_train:
             raise UserError(f"val_size={self.val_size} leaves no training or no validation images "
                             f"out of {n_train}; use a fraction such as 0.1 or a count below {n_train}.")
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed or 0))
         val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
         mean, std = self.mean_std
         images, labels = tensors["train_images"], tensors["train_labels"]
@@ -277,19 +322,30 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_set = InMemoryImages(images[val_idx], labels[val_idx], mean, std)
         self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], mean, std)
 
-    def _loader(self, data: InMemoryImages | None, shuffle: bool) -> DataLoader:
+    def _loader_args(self, data: InMemoryImages | None) -> dict[str, Any]:
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         # worker processes cannot share CUDA tensors, and data on the GPU needs none
         workers = 0 if data.labels.is_cuda else self.num_workers
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, collate_fn=_batch_as_is,
-                          num_workers=workers, persistent_workers=workers > 0)
+        # a generator of its own: otherwise each new iterator draws its worker seed from the global
+        # one, and a resumed run (which makes an iterator the lost run did not) would drift
+        return {"dataset": data, "batch_size": self.batch_size, "collate_fn": _batch_as_is,
+                "num_workers": workers, "persistent_workers": workers > 0,
+                "generator": torch.Generator().manual_seed(torch.initial_seed() % 2**31)}
+
+    def _batches_done(self) -> int:
+        # the training loop's count of batches processed in this epoch
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        # the run's seed fixes the order; reading it draws nothing from the global generator,
+        # whose state a resumed run restores (drawing here would shift every draw after it)
+        seed = torch.initial_seed() % 2**31
+        return ResumableLoader(sampler=EpochShuffle(len(self.train_set), seed),
+                               batches_done=self._batches_done, **self._loader_args(self.train_set))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return DataLoader(**self._loader_args(self.val_set))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return DataLoader(**self._loader_args(self.test_set))

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQ
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 
+from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
 from .classifier import ImageClassifier
 from .config import MODELS
 from .data import MNISTDataModule
@@ -39,6 +40,37 @@ class ProgressBar(TQDMProgressBar):
         return items
 
 
+class RandomState(L.Callback):
+    """Saves torch's random generators in checkpoints and restores them on resume, so that the
+    dropout and augmentation after a resume draw what the uninterrupted run would have."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class LastEveryNSteps(L.Callback):
+    """Overwrites last.ckpt every `n` training steps, between the epoch-end checkpoints.
+
+    (A second ModelCheckpoint cannot do this: two of them saving "last" write last-v1.ckpt.)
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+        if folder and trainer.global_step % self.n == 0 and trainer.global_step > 0:
+            trainer.save_checkpoint(Path(folder) / "last.ckpt")
+
+
 def check_accelerator(accelerator: str) -> None:
     """Fail early, in one line, when a GPU is asked for on a machine without one."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -50,24 +82,30 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
-def build_trainer(model: L.LightningModule, logger: TensorBoardLogger,
+def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
     """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger`.
 
     Checkpoints go in the run directory's `checkpoints/` folder: the best by validation accuracy
-    for classifiers, and always `last.ckpt`.
+    for classifiers, and `last.ckpt` at the end of every epoch and, if `checkpoint_every_n_steps`
+    is set, every that many training steps, so that a crash loses at most those steps. Every
+    checkpoint is written to a temporary file first and renamed into place.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
     if isinstance(model, ImageClassifier):
-        checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True,
+        checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, enable_version_counter=False,
                                      filename="epoch{epoch:03d}-val_acc{val/acc:.4f}",
                                      auto_insert_metric_name=False)
     else:
-        checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False)
-    callbacks: list[L.Callback] = [checkpoint, ProgressBar(refresh_rate=10)]
+        checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                                     enable_version_counter=False)
+    callbacks: list[L.Callback] = [checkpoint, ProgressBar(refresh_rate=10), RandomState()]
+    if checkpoint_every_n_steps:
+        callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
     if isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []), **trainer_args)
+    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []),
+                     plugins=[AtomicCheckpointIO()], **trainer_args)
 
 
 def compile_model(model: L.LightningModule) -> None:
@@ -77,30 +115,50 @@ def compile_model(model: L.LightningModule) -> None:
             module.compile()
 
 
-def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Train `model_name` with a config from `load_config`; return (and save) the results."""
+def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None) -> dict[str, Any]:
+    """Train `model_name` with a config from `load_config`; return (and save) the results.
+
+    `resume` is a checkpoint to continue from: model, optimisers, schedules, epoch and step
+    are restored, and a checkpoint of a train.py run keeps logging into that run's directory.
+    """
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
+    if config["data"].get("split_seed") is None:  # the run's seed fixes the validation split too
+        config["data"]["split_seed"] = config["seed"]
     model = MODELS[model_name](**config["model"])
     datamodule = MNISTDataModule(**config["data"])
+    logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}
+    if resume is not None:
+        resume = Path(resume)
+        checkpoint = read_checkpoint(resume)
+        check_resumable(checkpoint, resume, model_name, config)
+        resumed_run = run_dir_of(resume)
+        if resumed_run is not None:
+            # the same run directory; events past the checkpoint's step (written before the
+            # crash) are purged, so TensorBoard shows neither gaps nor duplicated steps
+            logger_args = {"save_dir": resumed_run.parent.parent, "name": resumed_run.parent.name,
+                           "version": resumed_run.name, "purge_step": checkpoint["global_step"]}
+        del checkpoint
     if isinstance(model, GAN) and datamodule.normalize != "symmetric":
         raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
                         "way: set data.normalize: symmetric (as configs/gan.yaml does).")
-    logger = TensorBoardLogger(config["logdir"], name=model_name, default_hp_metric=False)
+    logger = TensorBoardLogger(default_hp_metric=False, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
-    trainer = build_trainer(model, logger, profiler=profiler, **config["trainer"])
+    trainer = build_trainer(model, logger, config["checkpoint_every_n_steps"], profiler=profiler,
+                            **config["trainer"])
     if config["compile"]:
         compile_model(model)
     if run_dir is not None and trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model_name": model_name, **config}, sort_keys=False))
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
     results: dict[str, Any] = {
         "model": model_name,
+        "resumed_from": str(resume) if resume else None,
         "dataset": datamodule.dataset,
         "data_dir": str(datamodule.data_dir),
         "run_dir": str(run_dir) if run_dir else None,
