@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,32 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
+class GraphLogger(TensorBoardLogger):
+    """A TensorBoardLogger that puts the model graph in TensorBoard's Graphs tab once per run.
+
+    The graph is traced from the model's example_input_array in eval mode (so that the trace
+    leaves batch-norm statistics alone), without torch.jit's deprecation warnings, which tell
+    a user nothing they can act on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._graph_logged = False
+
+    def log_graph(self, model: L.LightningModule, input_array: torch.Tensor | None = None) -> None:
+        if self._graph_logged:  # trainer.test after trainer.fit would log it a second time
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r".*torch\.jit\.trace.* is deprecated", FutureWarning)
+                super().log_graph(model, input_array)
+        finally:
+            model.train(was_training)
+        self._graph_logged = True
+
+
 def build_trainer(model: L.LightningModule, logdir: str, name: str, **trainer_args: Any) -> L.Trainer:
     """A Trainer with mnist-pl's logger, checkpoints and progress bar.
 
@@ -39,7 +66,7 @@ def build_trainer(model: L.LightningModule, logdir: str, name: str, **trainer_ar
     `checkpoints/` folder: the best by validation accuracy for classifiers, and always `last.ckpt`.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
-    logger = TensorBoardLogger(logdir, name=name, default_hp_metric=False)
+    logger = GraphLogger(logdir, name=name, default_hp_metric=False, log_graph=True)
     if isinstance(model, ImageClassifier):
         checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True,
                                      filename="epoch{epoch:03d}-val_acc{val/acc:.4f}",

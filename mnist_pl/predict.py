@@ -1,0 +1,128 @@
+"""Classifying the user's own images: MNIST-style preprocessing, then the model's probabilities.
+
+MNIST's digits were made by fitting each scanned digit into a 20x20 box (keeping its aspect
+ratio, with anti-aliasing) and placing that box in a 28x28 image so that the centre of mass of
+its pixels lies at the centre, white ink on black. A photo or drawing of a digit looks nothing
+like that until it goes through the same steps, which `preprocess` repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BOX, SIDE = 20, 28  # MNIST: digit fitted into 20x20, placed in 28x28
+INK_THRESHOLD = 0.25  # share of the ink range that counts as ink when finding the digit
+
+
+@dataclass
+class Prediction:
+    """What the model says about one image file."""
+
+    file: str
+    label: int
+    name: str
+    probabilities: list[float]
+    pixels: torch.Tensor  # the preprocessed 28x28 image in [0, 1], white on black
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "label": self.label, "class": self.name,
+                "probability": round(self.probabilities[self.label], 6),
+                "probabilities": [round(p, 6) for p in self.probabilities]}
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The image files named, with each folder replaced by its PNG and JPEG files (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UserError(f"folder {path} holds no .png, .jpg or .jpeg files.")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"image {path} does not exist; give PNG or JPEG files, or folders of them.")
+    return files
+
+
+def read_greyscale(path: str | Path) -> torch.Tensor:
+    """The image at `path` as a [H, W] float tensor in [0, 1]; transparency counts as white paper."""
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)  # phone photos carry their rotation in EXIF
+            image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"image {path} cannot be read as a PNG or JPEG file ({type(err).__name__}); "
+                        "it is damaged or not an image.") from None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    grey = image.convert("L")
+    return torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).reshape(grey.height, grey.width).float() / 255
+
+
+def to_mnist_style(grey: torch.Tensor, source: str = "image") -> torch.Tensor:
+    """A [H, W] greyscale image in [0, 1] as an MNIST digit: [28, 28] in [0, 1], white on black.
+
+    Steps: make the ink bright (invert when the background is light), stretch ink to full
+    brightness and drop faint paper texture, crop to the digit, fit it into 20x20 keeping the
+    aspect ratio, and paste it into 28x28 with its centre of mass at the centre.
+    """
+    # the background is the most common tone: the median is paper, whatever the digit's size
+    if grey.median() > 0.5:
+        grey = 1 - grey
+    background, peak = grey.median(), grey.max()
+    if peak - background < 0.1:
+        raise UserError(f"image {source}: no digit found (it is blank or has almost no contrast).")
+    ink = ((grey - background) / (peak - background)).clamp(0, 1)
+    ink = torch.where(ink < INK_THRESHOLD / 2, torch.zeros_like(ink), ink)  # paper grain and noise
+
+    rows = (ink > INK_THRESHOLD).any(1).nonzero().flatten()
+    cols = (ink > INK_THRESHOLD).any(0).nonzero().flatten()
+    digit = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+    height, width = digit.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    # anti-aliased resampling, as MNIST's makers used: thin strokes become grey, not gaps
+    fitted = F.interpolate(digit[None, None], size=size, mode="bilinear", antialias=True,
+                           align_corners=False)[0, 0].clamp(0, 1)
+    fitted = fitted / fitted.max().clamp(min=1e-6)
+
+    # centre of mass to the centre, but never pushing part of the digit off the image
+    ys, xs = torch.arange(size[0]).float(), torch.arange(size[1]).float()
+    mass = fitted.sum()
+    centre_y = float((fitted.sum(1) * ys).sum() / mass) + 0.5
+    centre_x = float((fitted.sum(0) * xs).sum() / mass) + 0.5
+    top = min(max(round(SIDE / 2 - centre_y), 0), SIDE - size[0])
+    left = min(max(round(SIDE / 2 - centre_x), 0), SIDE - size[1])
+    canvas = torch.zeros(SIDE, SIDE)
+    canvas[top: top + size[0], left: left + size[1]] = fitted
+    return canvas
+
+
+def preprocess(path: str | Path) -> torch.Tensor:
+    """The image file at `path` as an MNIST-style [28, 28] digit in [0, 1] (see to_mnist_style)."""
+    return to_mnist_style(read_greyscale(path), str(path))
+
+
+@torch.no_grad()
+def predict_files(model: torch.nn.Module, paths: Sequence[str | Path], mean: float, std: float,
+                  classes: Sequence[str]) -> list[Prediction]:
+    """Preprocess each image file, normalise it as the model's training data was, and classify it."""
+    files = image_files(paths)
+    pixels = torch.stack([preprocess(path) for path in files])
+    device = next(model.parameters()).device
+    probabilities = model((pixels[:, None].to(device) - mean) / std).softmax(-1).cpu()
+    return [Prediction(str(path), int(p.argmax()), classes[int(p.argmax())], p.tolist(), image)
+            for path, p, image in zip(files, probabilities, pixels)]
