@@ -159,7 +159,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .checkpoints import datamodule_for, load_classifier
-    from .evaluate import evaluate, write_evaluation
+    from .evaluation import evaluate, write_evaluation
 
     model, checkpoint = load_classifier(args.checkpoint, purpose="evaluate")
     datamodule = datamodule_for(checkpoint, dataset=args.dataset, data_dir=args.data_dir,

@@ -1,7 +1,9 @@
 """Matplotlib figures: labelled image grids, confusion matrices and misclassified images.
 
 Every function returns a Figure, so the same picture can be saved as a PNG (`save_figure`) or
-sent to TensorBoard (`SummaryWriter.add_figure`). The Agg backend draws without a display.
+sent to TensorBoard (`SummaryWriter.add_figure`). The figures are made without pyplot: saving
+renders them with the Agg canvas, no display is needed, and importing mnist_pl leaves the
+backend of a user's notebook alone (and pyplot's list of open figures never grows).
 """
 
 from __future__ import annotations
@@ -10,15 +12,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files and TensorBoard only: no window, works on headless machines
-
-import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .errors import UserError  # noqa: E402
+from .errors import UserError
 
 
 def _as_pixels(image: torch.Tensor) -> torch.Tensor:
@@ -39,8 +36,8 @@ def image_grid(images: torch.Tensor, titles: Sequence[str], suptitle: str | None
     n = len(images)
     ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows + 0.5),
-                             squeeze=False)
+    fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows + 0.5))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -54,7 +51,8 @@ def image_grid(images: torch.Tensor, titles: Sequence[str], suptitle: str | None
 
 def single_image(image: torch.Tensor, title: str) -> Figure:
     """One image, large, with pixel axes: the workshop's `plt.imshow(x_train[0])`."""
-    fig, ax = plt.subplots(figsize=(4, 4.3))
+    fig = Figure(figsize=(4, 4.3))
+    ax = fig.subplots()
     shown = ax.imshow(_as_pixels(image).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="pixel value / 255")
     ax.set_title(title, fontsize=11)
@@ -66,7 +64,8 @@ def confusion_matrix_figure(matrix: torch.Tensor, classes: Sequence[str], title:
     """A [C, C] count matrix (rows: true class, columns: predicted) with counts in the cells."""
     matrix = matrix.detach().cpu().long()
     size = max(4.5, 0.5 * len(classes) + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     # colour by row share so that classes of different sizes compare, annotate with counts
     share = matrix.float() / matrix.sum(1, keepdim=True).clamp(min=1)
     shown = ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
@@ -96,7 +95,8 @@ def misclassified_figure(images: torch.Tensor, true: Sequence[int], predicted: S
     """Wrongly classified images, each titled "true X / pred Y (p%)", where p is the model's
     probability for its (wrong) prediction."""
     if len(images) == 0:
-        fig, ax = plt.subplots(figsize=(4, 1.5))
+        fig = Figure(figsize=(4, 1.5))
+        ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=11)
         ax.set_title(title, fontsize=11)
@@ -107,7 +107,7 @@ def misclassified_figure(images: torch.Tensor, true: Sequence[int], predicted: S
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write `fig` to `path` (format from its extension, PNG by default) and close it."""
+    """Write `fig` to `path` (format from its extension, PNG by default)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +115,4 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     except (OSError, ValueError) as err:
         raise UserError(f"cannot write the picture {path}: {err}. Choose another --out path "
                         "(ending in .png, .jpg, .svg or .pdf).") from None
-    finally:
-        plt.close(fig)
     return path

@@ -37,8 +37,8 @@ class GraphLogger(TensorBoardLogger):
     """A TensorBoardLogger that puts the model graph in TensorBoard's Graphs tab once per run.
 
     The graph is traced from the model's example_input_array in eval mode (so that the trace
-    leaves batch-norm statistics alone), without torch.jit's deprecation warnings, which tell
-    a user nothing they can act on.
+    leaves batch-norm statistics alone), without the deprecation warnings of torch.jit's tracer,
+    which tell a user nothing they can act on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -53,6 +53,8 @@ class GraphLogger(TensorBoardLogger):
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", r".*torch\.jit\.trace.* is deprecated", FutureWarning)
+                # the tracer reads every attribute of the torchmetrics metrics, deprecated ones too
+                warnings.filterwarnings("ignore", r".*Metric\.updated_called", DeprecationWarning)
                 super().log_graph(model, input_array)
         finally:
             model.train(was_training)
