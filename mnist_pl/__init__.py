@@ -14,7 +14,7 @@ from .errors import UserError
 from .evaluation import Evaluation, evaluate, write_evaluation
 from .gan import GAN
 from .nets import MLP, ConvNet, Discriminator, Generator
-from .plots import confusion_matrix_figure, image_grid, misclassified_figure, save_figure
+from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
 from .predict import Prediction, predict_files, preprocess, to_mnist_style
 from .training import build_trainer, train
 
@@ -23,7 +23,7 @@ __all__ = [
     "DenseClassifier", "Discriminator", "Evaluation", "GAN", "Generator", "ImageClassifier", "MLP",
     "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer", "confusion_matrix_figure",
     "datamodule_for", "draw_graph", "evaluate", "image_grid", "load_classifier", "load_config",
-    "load_model", "misclassified_figure", "predict_files", "preprocess", "read_idx", "save_figure",
+    "load_model", "misclassified_figure", "predict_files", "predictions_figure", "preprocess", "read_idx", "save_figure",
     "summarize", "to_mnist_style", "train", "write_evaluation",
 ]
 __version__ = "0.1.0"

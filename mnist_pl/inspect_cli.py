@@ -72,7 +72,7 @@ def _show(args: argparse.Namespace) -> int:
     out = save_figure(image_grid(data.images[indices], titles,
                                  f"{args.dataset} {args.split} split: {len(indices)} of {count} images"),
                       args.out or f"{args.split}_samples.png")
-    print(f"{len(indices)} {args.split} images of {args.dataset}, labels {' '.join(labels)} -> {out}")
+    print(f"{len(indices)} {args.split} images of {args.dataset}, labels {', '.join(labels)} -> {out}")
     return 0
 
 
@@ -191,7 +191,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="a .ckpt file written by train.py")
     p.add_argument("--json", action="store_true", help="print one JSON list, for scripts")
     p.add_argument("--out", default=None,
-                   help="also save a picture of each image as the model sees it (28x28) with its prediction")
+                   help="also save a picture of each image next to what the model sees (28x28) and its prediction")
     p.set_defaults(handler=_predict)
 
 
@@ -218,12 +218,12 @@ def _predict(args: argparse.Namespace) -> int:
             probs = "".join(f"{q:>7.3f}" for q in p.probabilities)
             print(f"{p.file:<{width}}  {p.name[:6]:>6} {p.probabilities[p.label]:>6.1%}  |{probs}")
     if args.out:
-        from .plots import image_grid, save_figure
+        from .plots import predictions_figure, save_figure
 
-        titles = [f"{Path(p.file).name[:14]}\n-> {p.name} ({p.probabilities[p.label]:.0%})" for p in predictions]
-        out = save_figure(image_grid(torch.stack([p.pixels for p in predictions])[:, None], titles,
-                                     "Images as the model sees them, with its prediction", cell_inches=1.6),
-                          args.out)
+        out = save_figure(predictions_figure(
+            [p.thumbnail for p in predictions], torch.stack([p.pixels for p in predictions]),
+            [Path(p.file).name for p in predictions],
+            [f"{p.name} ({p.probabilities[p.label]:.0%})" for p in predictions]), args.out)
         print(f"picture: {out}", file=sys.stderr if args.json else sys.stdout)
     return 0
 

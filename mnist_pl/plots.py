@@ -26,12 +26,11 @@ def _as_pixels(image: torch.Tensor) -> torch.Tensor:
     return image.float() / 255 if image.dtype == torch.uint8 else image.float().clamp(0, 1)
 
 
-def image_grid(images: torch.Tensor, titles: Sequence[str], suptitle: str | None = None,
-               ncols: int | None = None, title_colors: Sequence[str] | None = None,
-               cell_inches: float = 1.3) -> Figure:
-    """Images [N, 1, H, W] (uint8, or floats in [0, 1]) in a grid, each with its title above.
-
-    White digits on black, as the data sets store them; `title_colors` colours each title.
+def image_grid(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[str],
+               suptitle: str | None = None, ncols: int | None = None,
+               title_colors: Sequence[str] | None = None, cell_inches: float = 1.3) -> Figure:
+    """Images [N, 1, H, W] (uint8, or floats in [0, 1]; or a list of images of any sizes) in a
+    grid, each with its title above. `title_colors` colours each title.
     """
     n = len(images)
     ncols = ncols or min(n, max(1, math.ceil(math.sqrt(n))))
@@ -104,6 +103,19 @@ def misclassified_figure(images: torch.Tensor, true: Sequence[int], predicted: S
     titles = [f"true {classes[t]}\npred {classes[p]} ({c:.0%})" for t, p, c in zip(true, predicted, confidence)]
     return image_grid(images, titles, suptitle=title, title_colors=["firebrick"] * len(images),
                       cell_inches=1.5)
+
+
+def predictions_figure(originals: Sequence[torch.Tensor], inputs: torch.Tensor, names: Sequence[str],
+                       verdicts: Sequence[str], pairs_per_row: int = 4) -> Figure:
+    """Each image as given next to what the model sees (28x28 after preprocessing), titled with
+    its file name and the prediction: this shows whether the preprocessing found the digit."""
+    images: list[torch.Tensor] = []
+    titles: list[str] = []
+    for original, seen, name, verdict in zip(originals, inputs, names, verdicts):
+        images += [original, seen]
+        titles += [name if len(name) <= 16 else name[:15] + "…", f"-> {verdict}"]
+    return image_grid(images, titles, "Your images, and what the model sees", cell_inches=1.5,
+                      ncols=2 * min(pairs_per_row, len(names)))
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:

@@ -21,6 +21,7 @@ from .errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BOX, SIDE = 20, 28  # MNIST: digit fitted into 20x20, placed in 28x28
 INK_THRESHOLD = 0.25  # share of the ink range that counts as ink when finding the digit
+THUMBNAIL = 112
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Prediction:
     name: str
     probabilities: list[float]
     pixels: torch.Tensor  # the preprocessed 28x28 image in [0, 1], white on black
+    thumbnail: torch.Tensor  # the image as given, greyscale, at most THUMBNAIL pixels a side
 
     def as_dict(self) -> dict:
         return {"file": self.file, "label": self.label, "class": self.name,
@@ -116,13 +118,21 @@ def preprocess(path: str | Path) -> torch.Tensor:
     return to_mnist_style(read_greyscale(path), str(path))
 
 
+def thumbnail(grey: torch.Tensor, side: int = THUMBNAIL) -> torch.Tensor:
+    """A [H, W] image shrunk (never enlarged) to at most `side` pixels a side, for pictures."""
+    scale = min(1.0, side / max(grey.shape))
+    size = (max(1, round(grey.shape[0] * scale)), max(1, round(grey.shape[1] * scale)))
+    return F.interpolate(grey[None, None], size=size, mode="bilinear", antialias=True)[0, 0].clamp(0, 1)
+
+
 @torch.no_grad()
 def predict_files(model: torch.nn.Module, paths: Sequence[str | Path], mean: float, std: float,
                   classes: Sequence[str]) -> list[Prediction]:
     """Preprocess each image file, normalise it as the model's training data was, and classify it."""
     files = image_files(paths)
-    pixels = torch.stack([preprocess(path) for path in files])
+    greys = [read_greyscale(path) for path in files]
+    pixels = torch.stack([to_mnist_style(grey, str(path)) for grey, path in zip(greys, files)])
     device = next(model.parameters()).device
     probabilities = model((pixels[:, None].to(device) - mean) / std).softmax(-1).cpu()
-    return [Prediction(str(path), int(p.argmax()), classes[int(p.argmax())], p.tolist(), image)
-            for path, p, image in zip(files, probabilities, pixels)]
+    return [Prediction(str(path), int(p.argmax()), classes[int(p.argmax())], p.tolist(), image, thumbnail(grey))
+            for path, p, image, grey in zip(files, probabilities, pixels, greys)]

@@ -14,7 +14,7 @@ from conftest import run_cli
 
 
 def shown_labels(stdout: str) -> list[str]:
-    return re.search(r"labels ([\d ]+) ->", stdout).group(1).split()
+    return re.search(r"labels (.+) ->", stdout).group(1).split(", ")
 
 
 def test_grid_has_the_split_labels(idx_dir, tmp_path, capsys):
