@@ -76,7 +76,8 @@ class ImageClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        # no argument checks: they would make each validation step wait for the GPU
+        self.val_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self._mistakes: tuple[torch.Tensor, ...] | None = None  # images, true, predicted, confidence
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -140,7 +141,7 @@ class ImageClassifier(L.LightningModule):
         matrix = self.val_confusion.compute()  # collective under DDP: every process calls it
         self.val_confusion.reset()
         mistakes, self._mistakes = self._mistakes, None
-        if not self.trainer.is_global_zero:
+        if not self.trainer.is_global_zero:  # with several devices, the first one's mistakes are shown
             return
         experiment = self.logger.experiment
         from .plots import confusion_matrix_figure, misclassified_figure

@@ -21,6 +21,8 @@ from .errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BOX, SIDE = 20, 28  # MNIST: digit fitted into 20x20, placed in 28x28
 INK_THRESHOLD = 0.25  # share of the ink range that counts as ink when finding the digit
+WORK = 4 * BOX  # the digit's longer side while its strokes are measured and thickened
+MNIST_STROKE = 2.0  # median stroke width of MNIST's digits, in pixels of the 28x28 image
 THUMBNAIL = 112
 
 
@@ -73,12 +75,43 @@ def read_greyscale(path: str | Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).reshape(grey.height, grey.width).float() / 255
 
 
+def _fit(image: torch.Tensor, side: int) -> torch.Tensor:
+    """`image` resized so that its longer side is `side`, keeping the aspect ratio, with
+    anti-aliasing (as MNIST's makers did: thin strokes become grey, not gaps); peak ink 1."""
+    scale = side / max(image.shape)
+    size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+    resized = F.interpolate(image[None, None], size=size, mode="bilinear", antialias=True,
+                            align_corners=False)[0, 0].clamp(0, 1)
+    return resized / resized.max().clamp(min=1e-6)
+
+
+def stroke_width(ink: torch.Tensor) -> float:
+    """The mean width of the strokes in pixels: twice the inked area over the length of its
+    boundary, as a stroke of width w and length L covers w*L pixels and has 2*L boundary pixels."""
+    inked = F.pad((ink > 0.5).float(), (1, 1, 1, 1))[None, None]
+    eroded = -F.max_pool2d(-inked, 3, stride=1, padding=1)
+    return float(2 * inked.sum() / (inked - eroded).sum().clamp(min=1))
+
+
+def thicken(digit: torch.Tensor) -> torch.Tensor:
+    """Widen strokes much thinner than MNIST's (a fine pen on a big page shrinks to faint
+    hairlines in 20x20) to MNIST's width; `digit`'s longer side is WORK pixels."""
+    target = MNIST_STROKE * WORK / BOX
+    width = stroke_width(digit)
+    radius = round((target - width) / 2)
+    if width >= 0.75 * target or radius < 1:
+        return digit
+    padded = F.pad(digit, (radius,) * 4)[None, None]
+    return F.max_pool2d(padded, 2 * radius + 1, stride=1, padding=radius)[0, 0]
+
+
 def to_mnist_style(grey: torch.Tensor, source: str = "image") -> torch.Tensor:
     """A [H, W] greyscale image in [0, 1] as an MNIST digit: [28, 28] in [0, 1], white on black.
 
     Steps: make the ink bright (invert when the background is light), stretch ink to full
-    brightness and drop faint paper texture, crop to the digit, fit it into 20x20 keeping the
-    aspect ratio, and paste it into 28x28 with its centre of mass at the centre.
+    brightness and drop faint paper texture, crop to the digit, widen hairline strokes, fit it
+    into 20x20 keeping the aspect ratio, and paste it into 28x28 with its centre of mass at the
+    centre.
     """
     # the background is the most common tone: the median is paper, whatever the digit's size
     if grey.median() > 0.5:
@@ -93,13 +126,8 @@ def to_mnist_style(grey: torch.Tensor, source: str = "image") -> torch.Tensor:
     cols = (ink > INK_THRESHOLD).any(0).nonzero().flatten()
     digit = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
 
-    height, width = digit.shape
-    scale = BOX / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    # anti-aliased resampling, as MNIST's makers used: thin strokes become grey, not gaps
-    fitted = F.interpolate(digit[None, None], size=size, mode="bilinear", antialias=True,
-                           align_corners=False)[0, 0].clamp(0, 1)
-    fitted = fitted / fitted.max().clamp(min=1e-6)
+    fitted = _fit(thicken(_fit(digit, WORK)), BOX)
+    size = fitted.shape
 
     # centre of mass to the centre, but never pushing part of the digit off the image
     ys, xs = torch.arange(size[0]).float(), torch.arange(size[1]).float()

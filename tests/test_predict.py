@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_pl import read_idx, to_mnist_style
 from mnist_pl.cli import main
-from mnist_pl.predict import preprocess
+from mnist_pl.predict import preprocess, stroke_width
 
 from conftest import SUBSET, run_cli
 
@@ -57,6 +57,16 @@ def test_preprocessing_makes_an_mnist_digit(tmp_path):
     ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
     centre = ((digit * ys).sum() / digit.sum() + 0.5, (digit * xs).sum() / digit.sum() + 0.5)
     assert centre == pytest.approx((14, 14), abs=0.5)
+
+
+def test_hairline_drawings_get_mnist_strokes(tmp_path):
+    """A 7 drawn with a 4-pixel pen on a 600x800 page would shrink to faint 0.6-pixel lines."""
+    page = Image.new("L", (600, 800), 255)
+    ImageDraw.Draw(page).line([(150, 200), (450, 200), (260, 650)], fill=0, width=4)
+    page.save(tmp_path / "seven.png")
+    digit = preprocess(tmp_path / "seven.png")
+    width = stroke_width(F.interpolate(digit[None, None], scale_factor=4, mode="bilinear")[0, 0]) / 4
+    assert width > 1.0  # MNIST's strokes are about 2 pixels wide
 
 
 def test_mnist_digits_survive_preprocessing(paper_digits):
