@@ -161,7 +161,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .checkpoints import datamodule_for, load_classifier
     from .evaluation import evaluate, write_evaluation
 
+    import torch
+
+    if args.num_mistakes < 1:
+        raise UserError(f"--num-mistakes must be at least 1, got {args.num_mistakes}.")
     model, checkpoint = load_classifier(args.checkpoint, purpose="evaluate")
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
     datamodule = datamodule_for(checkpoint, dataset=args.dataset, data_dir=args.data_dir,
                                 download=False if args.no_download else None)
     result = evaluate(model, datamodule)
