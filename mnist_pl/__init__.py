@@ -5,17 +5,25 @@
     trainer.fit(CNNClassifier(), datamodule=MNISTDataModule(data_dir="data"))
 """
 
+from .architecture import draw_graph, summarize
+from .checkpoints import datamodule_for, load_classifier, load_model
 from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
 from .config import MODELS, load_config
 from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
 from .errors import UserError
+from .evaluation import Evaluation, evaluate, write_evaluation
 from .gan import GAN
 from .nets import MLP, ConvNet, Discriminator, Generator
+from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
+from .predict import Prediction, predict_files, preprocess, to_mnist_style
 from .training import build_trainer, train
 
 __all__ = [
     "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DataNotFoundError",
-    "DenseClassifier", "Discriminator", "GAN", "Generator", "ImageClassifier", "MLP",
-    "MNISTDataModule", "MODELS", "UserError", "build_trainer", "load_config", "read_idx", "train",
+    "DenseClassifier", "Discriminator", "Evaluation", "GAN", "Generator", "ImageClassifier", "MLP",
+    "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer", "confusion_matrix_figure",
+    "datamodule_for", "draw_graph", "evaluate", "image_grid", "load_classifier", "load_config",
+    "load_model", "misclassified_figure", "predict_files", "predictions_figure", "preprocess", "read_idx", "save_figure",
+    "summarize", "to_mnist_style", "train", "write_evaluation",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Checkpoints: written atomically, found for --resume, and read back with clear errors."""
+"""Checkpoints: written atomically, read back with clear errors (which model, its data), found for --resume."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ import torch
 import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from .classifier import ImageClassifier
+from .config import MODELS, constructor_defaults
+from .data import MNISTDataModule
 from .errors import UserError
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file, syncs it, then renames it into place.
@@ -39,53 +43,74 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint onto the CPU, or raise a UserError that says what is wrong."""
+    """The checkpoint dictionary at `path`, on the CPU, or a UserError saying what is wrong."""
     path = Path(path)
     if not path.is_file():
-        hint = f" Checkpoints there: {', '.join(p.name for p in sorted(path.parent.glob('*.ckpt')))}." \
-            if path.parent.is_dir() and any(path.parent.glob("*.ckpt")) else ""
-        raise UserError(f"checkpoint {path} does not exist.{hint} Give the path of a .ckpt file "
-                        "written by train.py (it prints the best one at the end of a run).")
+        raise UserError(f"checkpoint {path} does not exist. Give the .ckpt file of a training run: "
+                        "train.py prints it as 'Best checkpoint', under RUN_DIR/checkpoints/.")
     try:
-        # weights_only=False: Lightning stores hyperparameters as Python objects; only load
-        # checkpoints you trust, as with any pickle
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        raise UserError(f"checkpoint {path} is damaged or not a checkpoint ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'unreadable'}). Use another "
-                        f"checkpoint of the run, such as one beside it in {path.parent}.") from None
+        # weights_only: a checkpoint from elsewhere must not be able to run code while loading
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"checkpoint {path} cannot be read ({first_line[:200]}). It is damaged or not "
+                        "a PyTorch Lightning checkpoint: train again or pick another .ckpt file.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UserError(f"{path} is not a Lightning checkpoint (no state_dict in it). Give a .ckpt "
-                        "file written by train.py.")
+        raise UserError(f"checkpoint {path} is not a Lightning checkpoint (it has no state_dict); "
+                        "give a .ckpt file written by train.py.")
     return checkpoint
 
 
-def checkpoint_kind(checkpoint: dict[str, Any]) -> str:
-    """The model name ("dense", "cnn", "gan") a checkpoint holds, told by its weights' names
-    (so checkpoints saved by a plain lightning.Trainer, and subclasses, are recognised too)."""
-    keys = checkpoint["state_dict"].keys()
-    if any(k.startswith("generator.") for k in keys):
-        return "gan"
-    if any(k.startswith("net.features.") for k in keys):
-        return "cnn"
-    if any(k.startswith("net.layers.") for k in keys):
-        return "dense"
-    raise UserError("the checkpoint holds none of mnist-pl's models (dense, cnn, gan).")
+def checkpoint_model_name(checkpoint: dict[str, Any]) -> str | None:
+    """The key of MODELS whose constructor takes all of the checkpoint's hyperparameters.
+
+    A subset, not equality, so that checkpoints from before a new (defaulted) argument still load.
+    """
+    saved = set(checkpoint.get("hyper_parameters", {}))
+    for name, cls in MODELS.items():
+        if saved and saved <= set(constructor_defaults(cls)):
+            return name
+    return None
 
 
-def load_model(path: str | Path, kinds: tuple[str, ...] = ("dense", "cnn", "gan"),
-               purpose: str = "this command") -> L.LightningModule:
-    """The model saved in checkpoint `path`, on the CPU in eval mode, if it is one of `kinds`."""
-    from .config import MODELS
+def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODELS),
+               purpose: str = "this command") -> tuple[L.LightningModule, dict[str, Any]]:
+    """The model saved in checkpoint `path`, in eval mode on the CPU, and the checkpoint dict.
 
+    `kinds` are the model names `purpose` accepts; any other kind is a UserError.
+    """
     checkpoint = read_checkpoint(path)
-    kind = checkpoint_kind(checkpoint)
-    if kind not in kinds:
-        raise UserError(f"{path} holds a {kind} model, but {purpose} needs a {' or '.join(kinds)} "
-                        "checkpoint.")
-    model = MODELS[kind](**checkpoint.get("hyper_parameters", {}))
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+    name = checkpoint_model_name(checkpoint)
+    if name is None:
+        raise UserError(f"checkpoint {path} holds no mnist-pl model (its hyperparameters match none of "
+                        f"{', '.join(MODELS)}); give a .ckpt file written by train.py.")
+    if name not in kinds:
+        what = "a GAN: it generates digits and does not classify them" if name == "gan" else f"a {name} model"
+        raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a "
+                        f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model cnn).")
+    model = MODELS[name](**checkpoint["hyper_parameters"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise UserError(f"checkpoint {path}: its weights do not fit its {name} model "
+                        f"({str(err).splitlines()[0]}). The file is damaged.") from None
+    return model.eval(), checkpoint
+
+
+def load_classifier(path: str | Path, purpose: str = "this command") -> tuple[ImageClassifier, dict[str, Any]]:
+    """A dense or CNN classifier from `path` (a GAN checkpoint is a UserError), and the checkpoint."""
+    model, checkpoint = load_model(path, ("dense", "cnn"), purpose)
+    assert isinstance(model, ImageClassifier)
+    return model, checkpoint
+
+
+def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
+    """The data module a checkpoint was trained with (train.py saves its settings in the
+    checkpoint), with `overrides` (None values ignored) such as another data_dir."""
+    settings = dict(checkpoint.get("datamodule_hyper_parameters", {}))
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    known = constructor_defaults(MNISTDataModule)
+    return MNISTDataModule(**{key: value for key, value in settings.items() if key in known})
 
 
 def find_last_checkpoint(logdir: str | Path, model_name: str) -> Path:
@@ -109,9 +134,9 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
 def check_resumable(checkpoint: dict[str, Any], path: Path, model_name: str, config: dict[str, Any]) -> None:
     """Refuse, with the reason, to resume `model_name` with `config` from this checkpoint."""
     model_config = config["model"]
-    kind = checkpoint_kind(checkpoint)
+    kind = checkpoint_model_name(checkpoint)
     if kind != model_name:
-        raise UserError(f"--resume {path}: this checkpoint holds a {kind} model, not {model_name}. "
+        raise UserError(f"--resume {path}: this checkpoint holds {f'a {kind} model' if kind else 'no mnist-pl model'}, not {model_name}. "
                         f"Resume it with --model {kind}, or pick a {model_name} checkpoint.")
     if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
         raise UserError(f"--resume {path}: the checkpoint holds weights only, no training state to "

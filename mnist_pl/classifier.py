@@ -8,8 +8,9 @@ from typing import Sequence
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from .nets import MLP, ConvNet
 from .optim import build_optimizer, build_scheduler
@@ -34,6 +35,16 @@ def random_affine(images: torch.Tensor, degrees: float = 10.0, translate: float 
     return F.grid_sample(images - background, grid, align_corners=False) + background
 
 
+def _displayable(images: torch.Tensor, datamodule: object) -> torch.Tensor:
+    """Normalised images back in [0, 1]: by the data module's own statistics where there is
+    one, otherwise by stretching each image to its range."""
+    if hasattr(datamodule, "denormalize"):
+        return datamodule.denormalize(images)
+    low = images.amin((1, 2, 3), keepdim=True)
+    high = images.amax((1, 2, 3), keepdim=True)
+    return (images - low) / (high - low).clamp(min=1e-6)
+
+
 class ImageClassifier(L.LightningModule):
     """Trains `self.net` (set by a subclass) with cross-entropy; logs loss and accuracy.
 
@@ -47,20 +58,27 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: cross-entropy label smoothing, 0 for none.
         augment: random rotation, shift and scale of training batches.
         num_classes: size of the output layer.
+        figures_every_n_epochs: every this many epochs (and after the last), a confusion matrix
+            and a grid of misclassified validation images go to TensorBoard; 0 for never.
     """
+
+    MISTAKES_SHOWN = 32  # misclassified validation images kept for the figure
 
     net: nn.Module
 
     def __init__(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                  momentum: float = 0.9, scheduler: str = "none", step_size: int = 5,
                  gamma: float = 0.1, label_smoothing: float = 0.0, augment: bool = False,
-                 num_classes: int = 10):
+                 num_classes: int = 10, figures_every_n_epochs: int = 5):
         super().__init__()
         self.save_hyperparameters()
         self.example_input_array = torch.zeros(1, 1, 28, 28)
         # validate_args would check every batch's labels on the host: a GPU sync per step
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3))
+        # no argument checks: they would make each validation step wait for the GPU
+        self.val_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self._mistakes: tuple[torch.Tensor, ...] | None = None  # images, true, predicted, confidence
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits for a batch of normalised images [N, 1, 28, 28]."""
@@ -82,15 +100,67 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
-                  accuracy: MulticlassAccuracy) -> None:
+                  accuracy: MulticlassAccuracy) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
         accuracy(logits, labels)
         self.log(f"{stage}/loss", self._loss(logits, labels), prog_bar=stage == "val")
         self.log(f"{stage}/acc", accuracy, prog_bar=stage == "val")
+        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_acc)
+        logits = self._evaluate(batch, "val", self.val_acc)
+        if self._figures_due():
+            self.val_confusion.update(logits, batch[1])
+            self._keep_mistakes(batch[0], batch[1], logits)
+
+    def _figures_due(self) -> bool:
+        """Whether this validation epoch ends with figures for TensorBoard."""
+        every, trainer = self.hparams.figures_every_n_epochs, self.trainer
+        if every <= 0 or trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
+            return False
+        epoch = self.current_epoch + 1
+        return epoch % every == 0 or epoch == trainer.max_epochs
+
+    def _keep_mistakes(self, images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep the most confident mistakes seen so far, on the device.
+
+        Fixed-size top-k instead of boolean masks, so that no step waits for the GPU: a kept
+        entry with confidence -1 was not a mistake and is dropped when the figure is drawn.
+        """
+        confidence, predicted = logits.detach().softmax(-1).max(1)
+        confidence = torch.where(predicted == labels, torch.full_like(confidence, -1.0), confidence)
+        batch = (images.detach(), labels, predicted, confidence)
+        if self._mistakes is not None:
+            batch = tuple(torch.cat([kept, new]) for kept, new in zip(self._mistakes, batch))
+        top = batch[3].topk(min(self.MISTAKES_SHOWN, len(batch[3]))).indices
+        self._mistakes = tuple(t[top] for t in batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._figures_due():
+            return
+        matrix = self.val_confusion.compute()  # collective under DDP: every process calls it
+        self.val_confusion.reset()
+        mistakes, self._mistakes = self._mistakes, None
+        if not self.trainer.is_global_zero:  # with several devices, the first one's mistakes are shown
+            return
+        experiment = self.logger.experiment
+        from .plots import confusion_matrix_figure, misclassified_figure
+
+        datamodule = getattr(self.trainer, "datamodule", None)
+        classes = getattr(datamodule, "classes", None) or [str(c) for c in range(self.hparams.num_classes)]
+        title = f"validation, epoch {self.current_epoch}"
+        experiment.add_figure("val/confusion_matrix",
+                              confusion_matrix_figure(matrix, classes, f"Confusion matrix, {title}"),
+                              global_step=self.current_epoch)
+        if mistakes is None:
+            return
+        images, true, predicted, confidence = (t.cpu() for t in mistakes)
+        wrong = confidence >= 0
+        experiment.add_figure("val/misclassified", misclassified_figure(
+            _displayable(images[wrong], datamodule), true[wrong].tolist(), predicted[wrong].tolist(),
+            confidence[wrong].tolist(), classes, f"Most confident mistakes, {title}"),
+            global_step=self.current_epoch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)

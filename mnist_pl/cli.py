@@ -114,7 +114,9 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_download]
+from .inspect_cli import INSPECT_COMMANDS  # noqa: E402  (after the helpers it may share)
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_download, *INSPECT_COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,34 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
+class GraphLogger(TensorBoardLogger):
+    """A TensorBoardLogger that puts the model graph in TensorBoard's Graphs tab once per run.
+
+    The graph is traced from the model's example_input_array in eval mode (so that the trace
+    leaves batch-norm statistics alone), without the deprecation warnings of torch.jit's tracer,
+    which tell a user nothing they can act on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._graph_logged = False
+
+    def log_graph(self, model: L.LightningModule, input_array: torch.Tensor | None = None) -> None:
+        if self._graph_logged:  # trainer.test after trainer.fit would log it a second time
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r".*torch\.jit\.trace.* is deprecated", FutureWarning)
+                # the tracer reads every attribute of the torchmetrics metrics, deprecated ones too
+                warnings.filterwarnings("ignore", r".*Metric\.updated_called", DeprecationWarning)
+                super().log_graph(model, input_array)
+        finally:
+            model.train(was_training)
+        self._graph_logged = True
+
+
 def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
     """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger`.
@@ -142,7 +171,7 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     if isinstance(model, GAN) and datamodule.normalize != "symmetric":
         raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
                         "way: set data.normalize: symmetric (as configs/gan.yaml does).")
-    logger = TensorBoardLogger(default_hp_metric=False, **logger_args)
+    logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
     trainer = build_trainer(model, logger, config["checkpoint_every_n_steps"], profiler=profiler,

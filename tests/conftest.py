@@ -80,3 +80,19 @@ def subset_cnn_run(tmp_path_factory) -> dict:
         "data.data_dir": str(SUBSET), "trainer.max_epochs": 2, "trainer.accelerator": "cpu",
         "trainer.enable_model_summary": False, "logdir": str(tmp_path_factory.mktemp("subset_cnn"))})
     return train("cnn", config)
+
+
+@pytest.fixture(scope="session")
+def gan_checkpoint(idx_dir, tmp_path_factory) -> Path:
+    """A checkpoint of a tiny GAN after one training step: the wrong kind for classifier commands."""
+    import lightning as L
+
+    from mnist_pl import GAN, MNISTDataModule
+
+    model = GAN(latent_dim=8, generator_hidden=[16], discriminator_hidden=[16], num_samples=4)
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize="symmetric"))
+    path = tmp_path_factory.mktemp("gan") / "gan.ckpt"
+    trainer.save_checkpoint(path)
+    return path

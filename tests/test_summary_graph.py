@@ -1,0 +1,68 @@
+"""`summary` and `graph`: the layer table and the graph picture of every model, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
+from PIL import Image
+
+from mnist_pl import MODELS, load_config
+from mnist_pl.cli import main
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_summary_counts_parameters_and_shapes(model, capsys):
+    assert main(["summary", "--model", model]) == 0
+    out = capsys.readouterr().out
+    net = MODELS[model](**load_config(model)["model"])
+    total = sum(p.numel() for p in net.parameters())
+    total_line = next(line for line in out.splitlines() if line.endswith("Total params"))
+    assert total_line.split()[:2] == get_human_readable_count(total).split()
+    # the output of the whole network: ten logits for a classifier, one per image for the GAN
+    assert ("[2]" if model == "gan" else "[1, 10]") in out
+
+
+def test_gan_summary_shows_both_halves_with_shapes(capsys):
+    assert main(["summary", "--model", "gan"]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.count("|") > 4}
+    assert "[2, 64]" in rows["generator"] and "[2, 1, 28, 28]" in rows["generator"]
+    # the discriminator is reached too, so its rows have real shapes instead of "?"
+    assert "[2, 1, 28, 28]" in rows["discriminator"] and "?" not in rows["discriminator.layers.1"]
+
+
+def test_summary_follows_config_overrides(capsys):
+    assert main(["summary", "--model", "cnn", "--set", "model.channels=[8, 16]"]) == 0
+    out = capsys.readouterr().out
+    assert "[1, 8, 28, 28]" in out and "[1, 16, 7, 7]" in out and "[1, 32, 28, 28]" not in out
+
+
+def test_summary_bad_key_exits_2(capsys):
+    assert main(["summary", "--model", "cnn", "--set", "model.chanels=[8]"]) == 2
+    assert "unknown config key 'model.chanels'" in capsys.readouterr().err
+
+
+def test_cnn_graph_png(tmp_path, capsys):
+    out = tmp_path / "cnn.png"
+    assert main(["graph", "--model", "cnn", "--out", str(out)]) == 0
+    with Image.open(out) as picture:
+        assert picture.format == "PNG"
+        assert picture.height > 2 * picture.width > 400  # one layer below the other
+
+
+def test_gan_graph_svg_has_both_halves_and_shapes(tmp_path):
+    out = tmp_path / "gan.svg"
+    assert main(["graph", "--model", "gan", "--out", str(out)]) == 0
+    svg = out.read_text()
+    assert "Generator" in svg and "Discriminator" in svg and "(2, 1, 28, 28)" in svg
+
+
+def test_graph_without_graphviz_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` anywhere
+    assert main(["graph", "--model", "dense", "--out", str(tmp_path / "dense.png")]) == 2
+    assert "apt-get install graphviz" in capsys.readouterr().err
+    assert not (tmp_path / "dense.png").exists()
+
+
+def test_graph_unknown_format_exits_2(tmp_path, capsys):
+    assert main(["graph", "--model", "dense", "--out", str(tmp_path / "dense.gif")]) == 2
+    assert "end the name in .png, .svg, .pdf" in capsys.readouterr().err
