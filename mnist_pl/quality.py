@@ -125,11 +125,13 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 
 def classifier_score(logits: torch.Tensor) -> float:
     """Inception Score from class logits [N, C], all samples in one split (torchmetrics)."""
-    with warnings.catch_warnings():  # it warns that it keeps every feature: 1,000 x 10 here
+    with warnings.catch_warnings():
+        # it warns that it keeps every feature (1,000 x 10 here), and that one split has no std
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        warnings.filterwarnings("ignore", message=".*degrees of freedom.*")
         metric = InceptionScore(feature=nn.Identity(), splits=1)
-    metric.update(logits.double().cpu())
-    return float(metric.compute()[0])
+        metric.update(logits.double().cpu())
+        return float(metric.compute()[0])
 
 
 def sample_quality(evaluator: Evaluator, images: torch.Tensor, real: torch.Tensor | None = None,
