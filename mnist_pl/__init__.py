@@ -10,12 +10,15 @@ from .config import MODELS, load_config
 from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
 from .errors import UserError
 from .gan import GAN
-from .nets import MLP, ConvNet, Discriminator, Generator
+from .generate import load_gan
+from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
+from .quality import Evaluator, sample_quality
 from .training import build_trainer, train
 
 __all__ = [
-    "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DataNotFoundError",
-    "DenseClassifier", "Discriminator", "GAN", "Generator", "ImageClassifier", "MLP",
-    "MNISTDataModule", "MODELS", "UserError", "build_trainer", "load_config", "read_idx", "train",
+    "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DCGANDiscriminator", "DCGANGenerator",
+    "DataNotFoundError", "DenseClassifier", "Discriminator", "Evaluator", "GAN", "Generator",
+    "ImageClassifier", "MLP", "MNISTDataModule", "MODELS", "UserError", "build_trainer", "load_config",
+    "load_gan", "read_idx", "sample_quality", "train",
 ]
 __version__ = "0.1.0"

@@ -91,7 +91,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="a .ckpt file of `train --model gan`")
     p.add_argument("--num", type=int, default=64, help="digits to draw (rows with --interpolate)")
     p.add_argument("--out", default="generated.png", help="output file: .png, .jpg, .npy or .pt")
-    p.add_argument("--digit", type=int, help="conditional GAN: the digit to draw (default: 0-9 in turn)")
+    p.add_argument("--digit", type=int, help="conditional GAN: the digit to draw; without it, 0-9 in turn")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise: same seed, same digits")
     p.add_argument("--interpolate", type=int, metavar="STEPS",
                    help="instead draw NUM rows of STEPS images, each a walk between two random noise vectors")

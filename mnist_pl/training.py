@@ -89,6 +89,8 @@ def train(model_name: str, config: dict[str, Any]) -> dict[str, Any]:
         samples = run_dir / "samples.png"
         torchvision.utils.save_image(model.sample_grid(), samples)
         results["samples"] = str(samples)
+        if model.last_quality is not None:  # scored by the evaluator at the last epoch
+            results["quality"] = model.last_quality
     results["seconds"] = round(time.time() - started, 1)
     results["tensorboard"] = f"tensorboard --logdir {run_dir}" if run_dir else None
     if run_dir is not None and trainer.is_global_zero:
@@ -104,6 +106,9 @@ def format_results(results: dict[str, Any]) -> str:
         lines.append(f"{key + ':':<18}{value:.4f}")
     if results.get("samples"):
         lines.append(f"Generated digits: {results['samples']}")
+    if results.get("quality"):
+        lines.append("Sample quality:   " + ", ".join(f"{k} {v:.3f}" for k, v in results["quality"].items()
+                                                      if not isinstance(v, list)))
     lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none: fast_dev_run saves none)'}")
     if results["run_dir"]:
         lines.append(f"Run directory:    {results['run_dir']}")
