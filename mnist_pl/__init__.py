@@ -13,17 +13,20 @@ from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule
 from .errors import UserError
 from .evaluation import Evaluation, evaluate, write_evaluation
 from .gan import GAN
-from .nets import MLP, ConvNet, Discriminator, Generator
+from .generate import load_gan
+from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
 from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
 from .predict import Prediction, predict_files, preprocess, to_mnist_style
+from .quality import Evaluator, sample_quality
 from .training import build_trainer, train
 
 __all__ = [
-    "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DataNotFoundError",
-    "DenseClassifier", "Discriminator", "Evaluation", "GAN", "Generator", "ImageClassifier", "MLP",
-    "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer", "confusion_matrix_figure",
-    "datamodule_for", "draw_graph", "evaluate", "image_grid", "load_classifier", "load_config",
-    "load_model", "misclassified_figure", "predict_files", "predictions_figure", "preprocess", "read_idx", "save_figure",
-    "summarize", "to_mnist_style", "train", "write_evaluation",
+    "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DCGANDiscriminator", "DCGANGenerator",
+    "DataNotFoundError", "DenseClassifier", "Discriminator", "Evaluation", "Evaluator", "GAN", "Generator",
+    "ImageClassifier", "MLP", "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer",
+    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "load_classifier",
+    "load_config", "load_gan", "load_model", "misclassified_figure", "predict_files", "predictions_figure",
+    "preprocess", "read_idx", "sample_quality", "save_figure", "summarize", "to_mnist_style", "train",
+    "write_evaluation",
 ]
 __version__ = "0.1.0"

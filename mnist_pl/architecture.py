@@ -26,8 +26,8 @@ class GeneratorThenDiscriminator(L.LightningModule):
         self.discriminator: Discriminator = gan.discriminator
         self.example_input_array = gan.example_input_array
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(self.generator(noise))
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(self.generator(noise, labels), labels)
 
 
 def traceable(model: L.LightningModule) -> L.LightningModule:

@@ -87,7 +87,7 @@ def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODELS),
     if name not in kinds:
         what = "a GAN: it generates digits and does not classify them" if name == "gan" else f"a {name} model"
         raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a "
-                        f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model cnn).")
+                        f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model {kinds[-1]}).")
     model = MODELS[name](**checkpoint["hyper_parameters"])
     try:
         model.load_state_dict(checkpoint["state_dict"])

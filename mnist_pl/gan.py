@@ -1,79 +1,175 @@
-"""The GAN LightningModule: a generator and a discriminator trained in turn (manual optimisation)."""
+"""The GAN LightningModule: a generator and a discriminator trained in turn (manual optimisation).
+
+Three variants, chosen by constructor arguments (so by config keys): the workshop's fully
+connected GAN (`arch="fc"`), a DCGAN-style convolutional GAN (`arch="dcgan"`, the default), and
+either of them class-conditional (`conditional=True`), which draws the digit it is asked for.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from typing import Any, Sequence
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch import nn
 
-from .nets import Discriminator, Generator
+from .errors import UserError
+from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
 from .optim import build_optimizer
+
+ARCHS = ("fc", "dcgan")
 
 
 class GAN(L.LightningModule):
     """A generative adversarial network that draws 28x28 digits in [-1, 1].
 
     Train it on data normalised to [-1, 1] (MNISTDataModule(normalize="symmetric")), the range
-    of the generator's Tanh. Every epoch a grid drawn from a fixed latent batch, in eval mode,
-    goes to TensorBoard as "samples".
+    of the generator's Tanh. An exponential moving average (EMA) of the generator's weights,
+    `generator_ema`, draws every sample, grid and quality number: it is smoother than the
+    generator of the last step. Every epoch a grid drawn from fixed noise goes to TensorBoard as
+    "samples" (one row per class for a conditional GAN), and, given an evaluator checkpoint, the
+    sample-quality metrics of mnist_pl.quality go there as "quality/...".
 
     Args:
+        arch: "dcgan" (convolutional) or "fc" (fully connected, the workshop's GAN).
+        conditional: draw a requested class: the generator takes a class with its noise and the
+            discriminator judges image and class together.
+        num_classes: classes of a conditional GAN.
         latent_dim: size of the noise vector the generator starts from.
-        generator_hidden: widths of the generator's hidden layers.
-        discriminator_hidden: widths of the discriminator's hidden layers.
-        dropout: dropout in the discriminator.
+        generator_channels: dcgan: channels of the generator's 7x7 and 14x14 feature maps.
+        discriminator_channels: dcgan: channels of the discriminator's 14x14 and 7x7 maps.
+        generator_hidden: fc: widths of the generator's hidden layers.
+        discriminator_hidden: fc: widths of the discriminator's hidden layers.
+        dropout: fc: dropout in the discriminator.
         lr: learning rate of both Adam optimisers.
         betas: Adam's betas; beta1 = 0.5 is the proven choice for GANs.
         real_label: target for real images in the discriminator loss; 0.9 is one-sided label
             smoothing, which keeps the discriminator from growing overconfident.
-        num_samples: images in the fixed-noise grid.
+        ema_decay: weight of the old average at each generator step (0 = no averaging). The
+            first steps use less, (1 + step) / (10 + step), so that the random initial weights
+            fade quickly.
+        num_samples: images in the fixed-noise grid; a conditional GAN draws num_samples //
+            num_classes of each class, one row per class.
         sample_seed: seed of the fixed noise, so that grids compare across epochs and runs.
+        evaluator_checkpoint: a classifier checkpoint trained by mnist-pl (e.g. the CNN); when
+            set, every validation epoch scores `quality_samples` samples against the held-out
+            real images. None skips the quality metrics.
+        quality_samples: samples scored each epoch when there is an evaluator.
     """
 
-    def __init__(self, latent_dim: int = 64, generator_hidden: Sequence[int] = (256, 512, 1024),
+    def __init__(self, arch: str = "dcgan", conditional: bool = False, num_classes: int = 10,
+                 latent_dim: int = 64, generator_channels: Sequence[int] = (128, 64),
+                 discriminator_channels: Sequence[int] = (64, 128),
+                 generator_hidden: Sequence[int] = (256, 512, 1024),
                  discriminator_hidden: Sequence[int] = (512, 256), dropout: float = 0.3,
                  lr: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
-                 num_samples: int = 64, sample_seed: int = 0):
+                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int = 0,
+                 evaluator_checkpoint: str | None = None, quality_samples: int = 1000):
         super().__init__()
+        if arch not in ARCHS:
+            raise UserError(f"unknown GAN arch {arch!r}; choose one of {', '.join(ARCHS)}.")
+        if not 0 <= ema_decay < 1:
+            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay}; 0.999 is a good start.")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.generator = Generator(latent_dim, generator_hidden)
-        self.discriminator = Discriminator(discriminator_hidden, dropout)
-        fixed = torch.randn(num_samples, latent_dim, generator=torch.Generator().manual_seed(sample_seed))
-        self.register_buffer("fixed_noise", fixed)
-        self.example_input_array = torch.zeros(2, latent_dim)
+        classes = num_classes if conditional else 0
+        if arch == "dcgan":
+            self.generator: nn.Module = DCGANGenerator(latent_dim, generator_channels, classes)
+            self.discriminator: nn.Module = DCGANDiscriminator(discriminator_channels, classes)
+        else:
+            self.generator = Generator(latent_dim, generator_hidden, classes)
+            self.discriminator = Discriminator(discriminator_hidden, dropout, classes)
+        # The average is a module of its own, so checkpoints save and restore it with the rest.
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1], [N, 1, 28, 28], for latent vectors [N, latent_dim]."""
-        return self.generator(noise)
+        seed = torch.Generator().manual_seed(sample_seed)
+        if conditional:
+            per_class = max(1, num_samples // num_classes)
+            fixed_labels = torch.arange(num_classes).repeat_interleave(per_class)
+            self.grid_columns = per_class
+        else:
+            fixed_labels = None
+            self.grid_columns = 8
+        count = len(fixed_labels) if fixed_labels is not None else num_samples
+        self.register_buffer("fixed_noise", torch.randn(count, latent_dim, generator=seed))
+        self.register_buffer("fixed_labels", fixed_labels)
+        self.example_input_array = ((torch.zeros(2, latent_dim), torch.zeros(2, dtype=torch.long))
+                                    if conditional else torch.zeros(2, latent_dim))
+        self.evaluator: Any = None  # loaded when training starts, never saved (see on_fit_start)
+        self.real_images: list[torch.Tensor] = []
+        self.last_quality: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ drawing digits
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1], [N, 1, 28, 28], for latent vectors [N, latent_dim] (and classes [N])."""
+        return self.generator(noise, labels)
+
+    def make_labels(self, num: int, digit: int | None = None) -> torch.Tensor | None:
+        """Class labels for `num` samples: all `digit`, or 0, 1, ..., 9, 0, ... when it is None.
+
+        None for an unconditional GAN, which cannot be asked for a digit (a UserError).
+        """
+        if not self.hparams.conditional:
+            if digit is not None:
+                raise UserError(f"this GAN is unconditional, so it cannot draw the digit {digit} on "
+                                "request; train one with model.conditional: true, or leave out the digit.")
+            return None
+        if digit is not None and not 0 <= digit < self.hparams.num_classes:
+            raise UserError(f"digit {digit} is outside 0-{self.hparams.num_classes - 1}.")
+        if digit is not None:
+            return torch.full((num,), digit, dtype=torch.long)
+        return torch.arange(num) % self.hparams.num_classes
 
     @torch.no_grad()
-    def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`num` new images in [-1, 1], drawn with the generator in eval mode."""
-        noise = torch.randn(num, self.hparams.latent_dim, generator=generator).to(self.device)
-        return self._eval_generate(noise)
+    def sample(self, num: int, digit: int | None = None, generator: torch.Generator | None = None,
+               use_ema: bool = True) -> torch.Tensor:
+        """`num` new images in [-1, 1], [num, 1, 28, 28], drawn in eval mode.
 
-    def _eval_generate(self, noise: torch.Tensor) -> torch.Tensor:
-        was_training = self.generator.training
-        self.generator.eval()
-        with torch.no_grad():
-            images = self.generator(noise)
-        self.generator.train(was_training)
+        `digit` asks a conditional GAN for one class (default: the classes in turn). The noise is
+        drawn on the CPU from `generator`, so a seed gives the same digits on any device.
+        """
+        noise = torch.randn(num, self.hparams.latent_dim, generator=generator)
+        return self.generate(noise, self.make_labels(num, digit), use_ema)
+
+    @torch.no_grad()
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None,
+                 use_ema: bool = True) -> torch.Tensor:
+        """Images for given noise (and labels), by the EMA generator in eval mode by default."""
+        net = self.generator_ema if use_ema else self.generator
+        was_training = net.training
+        net.eval()
+        labels = labels.to(self.device) if labels is not None else None
+        images = net(noise.to(self.device), labels)
+        net.train(was_training)
         return images
 
+    def sample_grid(self) -> torch.Tensor:
+        """The fixed-noise images as one [3, H, W] grid in [0, 1] (a row per class if conditional)."""
+        images = self.generate(self.fixed_noise, self.fixed_labels)
+        return torchvision.utils.make_grid(images, nrow=self.grid_columns, normalize=True, value_range=(-1, 1))
+
+    # ------------------------------------------------------------------ training
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, _ = batch
+        real, real_labels = batch
         opt_g, opt_d = self.optimizers()
-        noise = torch.randn(real.shape[0], self.hparams.latent_dim, device=self.device)
-        fake = self.generator(noise)
+        n = real.shape[0]
+        noise = torch.randn(n, self.hparams.latent_dim, device=self.device)
+        fake_labels = (torch.randint(0, self.hparams.num_classes, (n,), device=self.device)
+                       if self.hparams.conditional else None)
+        if not self.hparams.conditional:
+            real_labels = None
+        fake = self.generator(noise, fake_labels)
 
         # Discriminator: real images towards real_label, generated ones towards 0.
         with self.toggled_optimizer(opt_d):
-            logits_real = self.discriminator(real)
-            logits_fake = self.discriminator(fake.detach())
+            logits_real = self.discriminator(real, real_labels)
+            logits_fake = self.discriminator(fake.detach(), fake_labels)
             loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.hparams.real_label))
                       + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
             opt_d.zero_grad()
@@ -82,29 +178,73 @@ class GAN(L.LightningModule):
 
         # Generator: make the discriminator call its images real (the non-saturating loss).
         with self.toggled_optimizer(opt_g):
-            logits_gen = self.discriminator(fake)
+            logits_gen = self.discriminator(fake, fake_labels)
             loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
+        self.update_ema()
 
         self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, on_step=True, on_epoch=True)
         self.log_dict({"train/d_real": logits_real.detach().sigmoid().mean(),
                        "train/d_fake": logits_fake.detach().sigmoid().mean()},
                       on_step=False, on_epoch=True)
 
-    def sample_grid(self) -> torch.Tensor:
-        """The fixed-noise images as one [3, H, W] grid in [0, 1]."""
-        images = self._eval_generate(self.fixed_noise)
-        return torchvision.utils.make_grid(images, nrow=8, normalize=True, value_range=(-1, 1))
-
-    def on_train_epoch_end(self) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_image"):
-            experiment.add_image("samples", self.sample_grid(), global_step=self.current_epoch)
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move generator_ema towards the generator (after each generator step)."""
+        step = int(self.ema_steps)
+        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
+        ema_state, live_state = self.generator_ema.state_dict(), self.generator.state_dict()
+        for name, value in live_state.items():
+            if value.is_floating_point():  # weights and batch-norm statistics
+                ema_state[name].lerp_(value, 1 - decay)
+            else:  # batch-norm step counters
+                ema_state[name].copy_(value)
+        self.ema_steps += 1
 
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer("adam", self.generator.parameters(), hp.lr, betas=hp.betas)
         opt_d = build_optimizer("adam", self.discriminator.parameters(), hp.lr, betas=hp.betas)
         return [opt_g, opt_d]
+
+    def on_train_epoch_end(self) -> None:
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_image"):
+            experiment.add_image("samples", self.sample_grid(), global_step=self.current_epoch)
+
+    # ------------------------------------------------------------------ sample quality
+
+    def on_fit_start(self) -> None:
+        path = self.hparams.evaluator_checkpoint
+        if path and self.evaluator is None:
+            from .quality import Evaluator
+
+            # kept out of the module tree: not trained, not saved in the GAN's checkpoints
+            self.evaluator = Evaluator.from_checkpoint(path)
+        if self.evaluator is not None:
+            self.evaluator.to(self.device)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        if self.evaluator is not None and not self.trainer.sanity_checking:
+            self.real_images.append(batch[0])  # held-out real digits: the reference of the metrics
+
+    def on_validation_epoch_end(self) -> None:
+        if self.evaluator is None or not self.real_images:
+            return
+        from .quality import sample_quality
+
+        real, self.real_images = torch.cat(self.real_images), []
+        seed = torch.Generator().manual_seed(self.hparams.sample_seed)
+        labels = self.make_labels(self.hparams.quality_samples)
+        images = self.sample(self.hparams.quality_samples, generator=seed)
+        quality = sample_quality(self.evaluator, images, real=real, labels=labels)
+        self.last_quality = quality
+        self.log_dict({f"quality/{k}": float(v) for k, v in quality.items() if not isinstance(v, list)})
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_histogram"):
+            predicted = torch.tensor([c for c, share in enumerate(quality["class_fractions"])
+                                      for _ in range(round(share * len(images)))])
+            experiment.add_histogram("quality/predicted_class", predicted, self.current_epoch,
+                                     bins=torch.arange(self.hparams.num_classes + 1).float() - 0.5)

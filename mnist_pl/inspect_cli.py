@@ -111,7 +111,9 @@ def _summary(args: argparse.Namespace) -> int:
     from .architecture import summarize
 
     model = _build_model(args)
-    print(f"{args.model}: {type(model).__name__}, input {tuple(model.example_input_array.shape)}")
+    example = model.example_input_array
+    shapes = [tuple(t.shape) for t in (example if isinstance(example, tuple) else (example,))]
+    print(f"{args.model}: {type(model).__name__}, input {', '.join(map(str, shapes))}")
     print(summarize(model, args.depth))
     return 0
 

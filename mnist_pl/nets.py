@@ -1,6 +1,9 @@
 """Plain nn.Modules, free of Lightning: the dense classifier, the CNN, and the GAN's two halves.
 
-Each takes 1x28x28 images; the LightningModules in classifier.py and gan.py train them.
+Each takes 1x28x28 images; the LightningModules in classifier.py and gan.py train them. The
+generators and discriminators come fully connected (the workshop's GAN) and convolutional
+(DCGAN), each optionally class-conditional: `num_classes > 0` makes the generator take a digit
+class with its noise and the discriminator judge an image together with its class.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
@@ -78,36 +82,140 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-class Generator(nn.Module):
-    """Latent vector -> 1x28x28 image in [-1, 1] (Tanh), fully connected as in the workshop."""
+class _ClassConditioning(nn.Module):
+    """A generator's optional class input: a one-hot vector appended to the noise."""
 
-    def __init__(self, latent_dim: int = 64, hidden_sizes: Sequence[int] = (256, 512, 1024)):
+    num_classes: int
+
+    def _one_hot(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """One-hot labels to append to the noise, None for an unconditional model."""
+        if self.num_classes == 0:
+            return None
+        if labels is None:
+            raise ValueError("this conditional model needs the class labels of its inputs")
+        return F.one_hot(labels.long(), self.num_classes).float().expand(batch, -1)
+
+    def _with_labels(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        one_hot = self._one_hot(labels, noise.shape[0])
+        return noise if one_hot is None else torch.cat([noise, one_hot], 1)
+
+
+class _ProjectionHead(nn.Module):
+    """A discriminator's last layer: logit = w . h (+ embed(y) . h for a conditional model).
+
+    The projection discriminator (Miyato & Koyama, 2018) checks that an image fits its class
+    more reliably than feeding the class in as an extra input.
+    """
+
+    def __init__(self, features: int, num_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(features, 1)
+        self.embedding = nn.Embedding(num_classes, features) if num_classes else None
+        if self.embedding is not None:  # small, as DCGAN's weights: N(0, 1) swamps the logit at the start
+            nn.init.normal_(self.embedding.weight, 0.0, 0.02)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        logits = self.linear(h).squeeze(1)
+        if self.embedding is not None:
+            if labels is None:
+                raise ValueError("this conditional discriminator needs the class labels of its inputs")
+            logits = logits + (self.embedding(labels.long()) * h).sum(1)
+        return logits
+
+
+class Generator(_ClassConditioning):
+    """Latent vector (+ class) -> 1x28x28 image in [-1, 1] (Tanh), fully connected as in the workshop."""
+
+    def __init__(self, latent_dim: int = 64, hidden_sizes: Sequence[int] = (256, 512, 1024),
+                 num_classes: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
-        width = latent_dim
+        width = latent_dim + num_classes
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), nn.BatchNorm1d(size), nn.LeakyReLU(0.2)]
             width = size
         layers += [nn.Linear(width, IMAGE_PIXELS), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.layers(z).view(-1, *IMAGE_SHAPE)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers(self._with_labels(z, labels)).view(-1, *IMAGE_SHAPE)
 
 
 class Discriminator(nn.Module):
-    """1x28x28 image -> one logit (real > 0), fully connected with LeakyReLU and dropout."""
+    """1x28x28 image (+ class) -> one logit (real > 0), fully connected with LeakyReLU and dropout."""
 
-    def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.3):
+    def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.3,
+                 num_classes: int = 0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
             width = size
-        layers.append(nn.Linear(width, 1))
         self.layers = nn.Sequential(*layers)
+        self.head = _ProjectionHead(width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x).squeeze(1)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.layers(x), labels)
+
+
+class DCGANGenerator(_ClassConditioning):
+    """Latent vector (+ class) -> 1x28x28 image in [-1, 1], by transposed convolutions (DCGAN).
+
+    A linear layer makes a 7x7 map of `channels[0]` channels; a stride-2 transposed convolution
+    (+ batch norm, ReLU) doubles it to 14x14 with `channels[1]`, and a last one draws the 28x28
+    image.
+    """
+
+    def __init__(self, latent_dim: int = 64, channels: Sequence[int] = (128, 64), num_classes: int = 0):
+        super().__init__()
+        if len(channels) != 2:
+            raise UserError(f"generator_channels must have two entries (7x7 -> 14x14 -> 28x28), got {list(channels)}.")
+        c0, c1 = channels
+        self.project = nn.Sequential(nn.Linear(latent_dim + num_classes, c0 * 7 * 7, bias=False),
+                                     nn.BatchNorm1d(c0 * 7 * 7), nn.ReLU())
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(c0, c1, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.ConvTranspose2d(c1, IMAGE_SHAPE[0], 4, stride=2, padding=1), nn.Tanh())
+        self.latent_dim, self.num_classes, self.c0 = latent_dim, num_classes, c0
+        init_dcgan(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.project(self._with_labels(z, labels)).view(-1, self.c0, 7, 7)
+        return self.upsample(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    """1x28x28 image (+ class) -> one logit: stride-2 convolutions with LeakyReLU (DCGAN).
+
+    28x28 -> 14x14 -> 7x7 with `channels` = (c0, c1); batch norm on the second convolution
+    only, as in DCGAN (never on the layer that sees the raw images).
+    """
+
+    def __init__(self, channels: Sequence[int] = (64, 128), num_classes: int = 0):
+        super().__init__()
+        if len(channels) != 2:
+            raise UserError(f"discriminator_channels must have two entries (28x28 -> 14x14 -> 7x7), got {list(channels)}.")
+        c0, c1 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(IMAGE_SHAPE[0], c0, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.LeakyReLU(0.2),
+            nn.Flatten())
+        self.head = _ProjectionHead(c1 * 7 * 7, num_classes)
+        init_dcgan(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x), labels)
+
+
+def init_dcgan(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

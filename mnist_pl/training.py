@@ -205,6 +205,8 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
         samples = run_dir / "samples.png"
         torchvision.utils.save_image(model.sample_grid(), samples)
         results["samples"] = str(samples)
+        if model.last_quality is not None:  # scored by the evaluator at the last epoch
+            results["quality"] = model.last_quality
     if run_dir is not None:
         # the HPARAMS tab compares runs: every hyperparameter beside the numbers that judge them
         final = results.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
@@ -231,6 +233,9 @@ def format_results(results: dict[str, Any]) -> str:
         lines.append(f"Profile:          {results['profile']}")
     if results.get("samples"):
         lines.append(f"Generated digits: {results['samples']}")
+    if results.get("quality"):
+        lines.append("Sample quality:   " + ", ".join(f"{k} {v:.3f}" for k, v in results["quality"].items()
+                                                      if not isinstance(v, list)))
     lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none: fast_dev_run saves none)'}")
     if results["run_dir"]:
         lines.append(f"Run directory:    {results['run_dir']}")

@@ -13,7 +13,7 @@ from mnist_pl.optim import OPTIMIZERS, SCHEDULERS
 SMALL = {
     "dense": (DenseClassifier, {"hidden_sizes": [32], "augment": True}),
     "cnn": (CNNClassifier, {"channels": [4, 8], "hidden_size": 16, "scheduler": "onecycle"}),
-    "gan": (GAN, {"latent_dim": 8, "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 4}),
+    "gan": (GAN, {"arch": "fc", "latent_dim": 8, "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 4}),
 }
 
 

@@ -1,0 +1,86 @@
+"""Digits on demand from a GAN checkpoint: sample, walk the latent space, save as picture or array.
+
+Only the checkpoint is needed (no data, no config), and the CPU is enough:
+
+    gan = load_gan("runs/gan/version_0/checkpoints/last.ckpt")
+    save_images(gan.sample(64, digit=7, generator=torch.Generator().manual_seed(0)), "sevens.png")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from .errors import UserError
+from .gan import GAN
+from .nets import IMAGE_SHAPE
+
+OUTPUT_SUFFIXES = {".png": "image grid", ".jpg": "image grid", ".npy": "NumPy array in [-1, 1]",
+                   ".pt": "PyTorch tensor in [-1, 1]"}
+
+
+def load_gan(path: str | Path) -> GAN:
+    """The GAN of a checkpoint written by `mnist-pl train --model gan`, on the CPU, in eval mode."""
+    from .checkpoints import load_model
+
+    gan, _ = load_model(path, ("gan",), purpose="generating digits")
+    return gan.eval()
+
+
+def check_output(out: str | Path) -> Path:
+    """`out` as a Path if its suffix is one that save_images writes, else a UserError."""
+    out = Path(out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        choices = ", ".join(f"{s} ({what})" for s, what in OUTPUT_SUFFIXES.items())
+        raise UserError(f"--out {out}: unknown suffix {out.suffix or '(none)'!r}; use one of {choices}.")
+    return out
+
+
+def save_images(images: torch.Tensor, out: str | Path, nrow: int = 8) -> Path:
+    """Save images in [-1, 1]: a grid of `nrow` columns for .png/.jpg, the raw values for .npy/.pt."""
+    out = check_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    images = images.detach().cpu()
+    if suffix == ".npy":
+        np.save(out, images.numpy())
+    elif suffix == ".pt":
+        torch.save(images, out)
+    else:
+        flat = images.reshape(-1, *images.shape[-3:])
+        torchvision.utils.save_image(flat, out, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+    return out
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of `a` and `b` [N, D] at fractions `t` [S] -> [N, S, D].
+
+    Gaussian noise lives near a sphere; a straight line between two points cuts through its
+    low-norm inside, where a generator has seen no inputs.
+    """
+    a_unit, b_unit = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
+    omega = torch.acos((a_unit * b_unit).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None]  # [N, 1]
+    sin = torch.sin(omega)
+    t = t[None, :]  # [1, S]
+    wa, wb = torch.sin((1 - t) * omega) / sin, torch.sin(t * omega) / sin
+    return wa[..., None] * a[:, None, :] + wb[..., None] * b[:, None, :]
+
+
+def interpolation(gan: GAN, rows: int, steps: int, digit: int | None = None,
+                  generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
+    """`rows` latent walks of `steps` images each, [rows, steps, 1, 28, 28] in [-1, 1].
+
+    A conditional GAN keeps one class along a walk: `digit`, or 0, 1, 2, ... for rows in turn.
+    """
+    if steps < 2:
+        raise UserError(f"--interpolate {steps}: a walk needs at least 2 steps.")
+    start = torch.randn(rows, gan.hparams.latent_dim, generator=generator)
+    end = torch.randn(rows, gan.hparams.latent_dim, generator=generator)
+    noise = slerp(start, end, torch.linspace(0, 1, steps)).reshape(rows * steps, -1)
+    labels = gan.make_labels(rows, digit)
+    if labels is not None:
+        labels = labels.repeat_interleave(steps)
+    return gan.generate(noise, labels, use_ema).reshape(rows, steps, *IMAGE_SHAPE)

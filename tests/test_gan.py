@@ -1,0 +1,140 @@
+"""The GAN variants (fully connected / DCGAN, unconditional / conditional), the EMA, and the
+quality metrics logged during training."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
+
+TINY = {"latent_dim": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8],
+        "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 20}
+VARIANTS = [("fc", False), ("fc", True), ("dcgan", False), ("dcgan", True)]
+
+
+def gan_data(idx_dir) -> MNISTDataModule:
+    return MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize="symmetric")
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+@pytest.mark.parametrize("arch, conditional", VARIANTS)
+def test_each_variant_trains(arch, conditional, idx_dir):
+    gan = GAN(arch=arch, conditional=conditional, **TINY)
+    before = {name: p.detach().clone() for name, p in gan.named_parameters()}
+    quiet_trainer(fast_dev_run=True).fit(gan, datamodule=gan_data(idx_dir))
+    unchanged = [name for name, p in gan.named_parameters() if torch.equal(before[name], p)]
+    assert not unchanged, f"not updated by a training step: {unchanged}"  # generator, discriminator, EMA
+    assert gan.ema_steps == 1
+    images = gan.sample(6, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (6, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+
+
+def test_conditional_generator_uses_the_class():
+    gan = GAN(conditional=True, **TINY)
+    noise = torch.randn(4, 8)
+    threes, sevens = gan.generate(noise, torch.full((4,), 3)), gan.generate(noise, torch.full((4,), 7))
+    assert not torch.allclose(threes, sevens)
+    assert gan.make_labels(12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert gan.make_labels(3, digit=7).tolist() == [7, 7, 7]
+    with pytest.raises(UserError, match="outside 0-9"):
+        gan.make_labels(3, digit=10)
+    with pytest.raises(UserError, match="unconditional"):
+        GAN(**TINY).sample(3, digit=7)
+
+
+def test_conditional_grid_has_one_row_per_class():
+    gan = GAN(conditional=True, **TINY)  # num_samples 20: two columns per class
+    assert gan.fixed_labels.tolist() == [d for d in range(10) for _ in range(2)]
+    grid = gan.sample_grid()
+    assert grid.shape == (3, 10 * 30 + 2, 2 * 30 + 2)  # 28-pixel images, 2-pixel padding
+
+
+def test_ema_follows_the_generator():
+    gan = GAN(ema_decay=0.9, **TINY)
+    ema, live = gan.generator_ema.project[0].weight, gan.generator.project[0].weight
+    ema_mean, live_mean = gan.generator_ema.project[1].running_mean, gan.generator.project[1].running_mean
+    with torch.no_grad():
+        live.fill_(1.0), ema.fill_(0.0), live_mean.fill_(1.0)
+    gan.update_ema()  # first step: the warm-up decay 1/10 wins over 0.9
+    assert torch.allclose(ema, torch.full_like(ema, 0.9))
+    assert torch.allclose(ema_mean, torch.full_like(ema_mean, 0.9))  # batch-norm statistics too
+    for _ in range(200):
+        gan.update_ema()
+    assert torch.allclose(ema, torch.ones_like(ema), atol=1e-6) and gan.ema_steps == 201
+    with torch.no_grad():
+        live.fill_(2.0)
+    gan.update_ema()  # now the full decay: 10% of the way to the new weights
+    assert torch.allclose(ema, torch.full_like(ema, 1.1))
+
+
+def test_no_ema_means_sampling_the_generator(idx_dir):
+    gan = GAN(ema_decay=0.0, **TINY)
+    quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, logger=False,
+                  enable_checkpointing=False).fit(gan, datamodule=gan_data(idx_dir))
+    noise = torch.randn(5, 8)
+    assert torch.equal(gan.generate(noise), gan.generate(noise, use_ema=False))
+
+
+def test_ema_is_saved_and_restored_with_checkpoints(idx_dir, tmp_path):
+    gan = GAN(**TINY)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, logger=False,
+                            enable_checkpointing=False)
+    trainer.fit(gan, datamodule=gan_data(idx_dir))
+    trainer.save_checkpoint(tmp_path / "gan.ckpt")
+    reloaded = GAN.load_from_checkpoint(tmp_path / "gan.ckpt", map_location="cpu")
+    assert reloaded.ema_steps == 3
+    noise = torch.randn(5, 8)
+    assert torch.equal(gan.generate(noise), reloaded.generate(noise))
+    assert not torch.equal(reloaded.generate(noise), reloaded.generate(noise, use_ema=False))
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(UserError, match="unknown GAN arch"):
+        GAN(arch="stylegan")
+    with pytest.raises(UserError, match="ema_decay"):
+        GAN(ema_decay=1.0)
+    with pytest.raises(UserError, match="two entries"):
+        GAN(generator_channels=[8, 8, 8])
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn_checkpoint(idx_dir, tmp_path_factory):
+    """A small CNN trained briefly on the bar digits: an evaluator checkpoint in seconds."""
+    path = tmp_path_factory.mktemp("evaluator") / "cnn.ckpt"
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False)
+    trainer.fit(CNNClassifier(channels=[4, 8], hidden_size=16), datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_quality_metrics_are_logged_every_epoch_with_an_evaluator(conditional, idx_dir, tiny_cnn_checkpoint):
+    gan = GAN(conditional=conditional, evaluator_checkpoint=str(tiny_cnn_checkpoint), quality_samples=50, **TINY)
+    trainer = quiet_trainer(max_epochs=2, limit_train_batches=2, logger=False, enable_checkpointing=False)
+    trainer.fit(gan, datamodule=gan_data(idx_dir))
+    metrics = trainer.callback_metrics
+    for key in ("classifier_score", "frechet_distance", "min_class_fraction"):
+        assert f"quality/{key}" in metrics
+    assert 1 <= metrics["quality/classifier_score"] <= 10
+    assert ("quality/conditional_accuracy" in metrics) == conditional
+    assert sum(gan.last_quality["class_fractions"]) == pytest.approx(1, abs=1e-3)
+    assert "evaluator" not in str(list(gan.state_dict()))  # the judge is not saved with the GAN
+
+
+def test_no_evaluator_means_no_quality_metrics(idx_dir):
+    gan = GAN(**TINY)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False)
+    trainer.fit(gan, datamodule=gan_data(idx_dir))
+    assert not [k for k in trainer.callback_metrics if k.startswith("quality/")]
+    assert {"train/loss_d_epoch", "train/loss_g_epoch", "train/d_real", "train/d_fake"} <= set(trainer.callback_metrics)
+
+
+def test_missing_evaluator_is_a_user_error(idx_dir, tmp_path):
+    gan = GAN(evaluator_checkpoint=str(tmp_path / "nope.ckpt"), **TINY)
+    with pytest.raises(UserError, match="does not exist"):
+        quiet_trainer(fast_dev_run=True).fit(gan, datamodule=gan_data(idx_dir))

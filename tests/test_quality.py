@@ -1,0 +1,115 @@
+"""Sample-quality metrics on inputs whose answers are known, and the real-data noise floor."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_digits
+from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
+from mnist_pl.quality import Evaluator, classifier_score, frechet_distance, noise_floor, sample_quality
+
+
+def bar_reader() -> nn.Module:
+    """A hand-made "classifier" of conftest's bar digits: class k = a bright bar at row 2 + 2k.
+
+    It has a 10-feature penultimate layer (the bar brightness per row pair), then a linear layer.
+    """
+    rows = nn.Linear(28 * 28, 10)
+    with torch.no_grad():
+        rows.weight.zero_(), rows.bias.zero_()
+        for k in range(10):
+            mask = torch.zeros(28, 28)
+            mask[2 + 2 * k: 4 + 2 * k, 4:24] = 1 / 40
+            rows.weight[k] = mask.flatten()
+    head = nn.Linear(10, 10)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(10) * 10), head.bias.zero_()
+    return nn.Sequential(nn.Flatten(), rows, nn.ReLU(), head)
+
+
+def bar_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = make_digits(n, seed)
+    return images.float().unsqueeze(1) / 127.5 - 1, labels.long()
+
+
+@pytest.fixture
+def evaluator() -> Evaluator:
+    return Evaluator(bar_reader(), mean=0.5, std=0.5)  # it reads images in [-1, 1] as they are
+
+
+def test_evaluator_reads_known_digits(evaluator):
+    images, labels = bar_images(200)
+    features, logits = evaluator(images, batch_size=64)
+    assert features.shape == (200, 10) and logits.shape == (200, 10)
+    assert torch.equal(logits.argmax(1), labels)
+
+
+def test_identical_sets_have_zero_distance_and_shifted_sets_do_not(evaluator):
+    images, _ = bar_images(300)
+    features, _ = evaluator(images)
+    assert frechet_distance(features, features) == pytest.approx(0, abs=1e-3)
+    assert frechet_distance(features, features + 1.0) == pytest.approx(10, rel=1e-3)  # |mean shift|^2
+
+
+def test_collapsed_set_scores_one_and_balanced_confident_set_scores_ten():
+    collapsed = torch.randn(1, 10).repeat(500, 1)
+    assert classifier_score(collapsed) == pytest.approx(1.0, abs=1e-4)
+    confident = 30 * nn.functional.one_hot(torch.arange(1000) % 10, 10).float()
+    assert classifier_score(confident) == pytest.approx(10.0, rel=1e-3)
+    two_classes = 30 * nn.functional.one_hot(torch.arange(1000) % 2, 10).float()
+    assert classifier_score(two_classes) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_sample_quality_on_known_digits(evaluator):
+    images, labels = bar_images(400, seed=3)
+    real, _ = bar_images(400, seed=4)
+    quality = sample_quality(evaluator, images, real=real, labels=labels)
+    expected = torch.bincount(labels, minlength=10).float() / 400
+    assert quality["class_fractions"] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert quality["min_class_fraction"] == pytest.approx(float(expected.min()), abs=1e-4)
+    assert quality["conditional_accuracy"] == 1.0
+    entropy = -(expected * expected.log()).sum()
+    assert quality["classifier_score"] == pytest.approx(math.exp(entropy), rel=0.01)
+    assert quality["frechet_distance"] < 0.5  # two draws of the same distribution
+
+    sevens = images[labels == 7]
+    collapsed = sample_quality(evaluator, sevens, labels=torch.full((len(sevens),), 3))
+    assert collapsed["classifier_score"] == pytest.approx(1.0, abs=0.01)
+    assert collapsed["class_fractions"][7] == 1.0 and collapsed["min_class_fraction"] == 0
+    assert collapsed["conditional_accuracy"] == 0.0 and "frechet_distance" not in collapsed
+
+
+def test_evaluator_checkpoint_errors(tmp_path, idx_dir):
+    with pytest.raises(UserError, match="does not exist"):
+        Evaluator.from_checkpoint(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read"):
+        Evaluator.from_checkpoint(tmp_path / "junk.ckpt")
+    gan = GAN(arch="fc", latent_dim=4, generator_hidden=[8], discriminator_hidden=[8])
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(gan, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize="symmetric"))
+    trainer.save_checkpoint(tmp_path / "gan.ckpt")
+    with pytest.raises(UserError, match="holds a GAN.*evaluator needs a dense or cnn checkpoint"):
+        Evaluator.from_checkpoint(tmp_path / "gan.ckpt")
+
+
+def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
+    """Real held-out digits against real training digits: what a perfect generator would score.
+
+    The shared CNN is trained with label smoothing 0.1, which caps its confidence: the score of
+    real digits lands near 6.4 instead of 9.6, and loading it says so.
+    """
+    with pytest.warns(UserWarning, match="label_smoothing=0.1"):
+        evaluator = Evaluator.from_checkpoint(subset_cnn_run["best_checkpoint"])
+    assert isinstance(evaluator.classifier, CNNClassifier) and evaluator.num_features == 128
+    floor = noise_floor(evaluator, subset_dir, num=1000)
+    assert 5.0 < floor["classifier_score"] < 8.0
+    assert floor["min_class_fraction"] > 0.07
+    assert floor["conditional_accuracy"] > 0.95  # the CNN's own test accuracy
+    assert floor["frechet_distance"] < 10.0
