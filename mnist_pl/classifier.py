@@ -104,7 +104,7 @@ class ImageClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         accuracy(logits, labels)
-        self.log(f"{stage}/loss", self._loss(logits, labels), prog_bar=stage == "val")
+        self.log(f"{stage}/loss", self._loss(logits, labels), prog_bar=stage == "val", sync_dist=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=stage == "val")
         return logits
 

@@ -63,6 +63,8 @@ FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
     from .checkpoints import run_dir_of
     from .config import load_config, parse_set
     from .training import format_results, train
@@ -84,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
             config_path = run_dir / "config.yaml"
     config = load_config(args.model, config_path, overrides)
     results = train(args.model, config, resume=resume)
-    print(format_results(results))
+    if rank_zero_only.rank == 0:  # under DDP every process runs this; one reports
+        print(format_results(results))
     return 0
 
 

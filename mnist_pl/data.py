@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import lightning as L
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .errors import UserError
 
@@ -213,6 +213,22 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.size, generator=generator)[start:].tolist())
 
 
+class EvaluationShard(DistributedSampler):
+    """This process's share of an evaluation set under DDP: every image on exactly one process.
+
+    DistributedSampler pads the set with repeats so that all processes get equal shares, and
+    the repeats would count twice in the metrics; unequal shares are harmless in evaluation.
+    """
+
+    def __init__(self, dataset: Dataset):
+        super().__init__(dataset, shuffle=False)
+        self.shard = list(range(self.rank, len(dataset), self.num_replicas))
+        self.num_samples = len(self.shard)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shard)
+
+
 class ResumableLoader(DataLoader):
     """A DataLoader that Lightning saves into checkpoints and restores (its stateful-loader
     protocol), so that training resumed mid-epoch sees the images the lost run would have seen.
@@ -344,8 +360,12 @@ class MNISTDataModule(L.LightningDataModule):
         return ResumableLoader(sampler=EpochShuffle(len(self.train_set), seed),
                                batches_done=self._batches_done, **self._loader_args(self.train_set))
 
+    def _evaluation_loader(self, data: InMemoryImages | None) -> DataLoader:
+        sharded = torch.distributed.is_available() and torch.distributed.is_initialized()
+        return DataLoader(sampler=EvaluationShard(data) if sharded else None, **self._loader_args(data))
+
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(**self._loader_args(self.val_set))
+        return self._evaluation_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(**self._loader_args(self.test_set))
+        return self._evaluation_loader(self.test_set)

@@ -53,7 +53,8 @@ class GAN(L.LightningModule):
             fade quickly.
         num_samples: images in the fixed-noise grid; a conditional GAN draws num_samples //
             num_classes of each class, one row per class.
-        sample_seed: seed of the fixed noise, so that grids compare across epochs and runs.
+        sample_seed: seed of the fixed noise, so that grids compare across epochs and runs (None:
+            0; train.py passes the run's seed).
         evaluator_checkpoint: a classifier checkpoint trained by mnist-pl (e.g. the CNN); when
             set, every validation epoch scores `quality_samples` samples against the held-out
             real images. None skips the quality metrics.
@@ -66,7 +67,7 @@ class GAN(L.LightningModule):
                  generator_hidden: Sequence[int] = (256, 512, 1024),
                  discriminator_hidden: Sequence[int] = (512, 256), dropout: float = 0.3,
                  lr: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
-                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int = 0,
+                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0,
                  evaluator_checkpoint: str | None = None, quality_samples: int = 1000):
         super().__init__()
         if arch not in ARCHS:
@@ -86,7 +87,7 @@ class GAN(L.LightningModule):
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
 
-        seed = torch.Generator().manual_seed(sample_seed)
+        seed = torch.Generator().manual_seed(sample_seed or 0)
         if conditional:
             per_class = max(1, num_samples // num_classes)
             fixed_labels = torch.arange(num_classes).repeat_interleave(per_class)
@@ -174,7 +175,9 @@ class GAN(L.LightningModule):
                       + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
             opt_d.zero_grad()
             self.manual_backward(loss_d)
-            opt_d.step()
+            # through the strategy (precision, scaling) but not LightningOptimizer.step, which
+            # would count a second training step per batch: max_steps and logging count batches
+            self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
 
         # Generator: make the discriminator call its images real (the non-saturating loss).
         with self.toggled_optimizer(opt_g):
@@ -236,7 +239,7 @@ class GAN(L.LightningModule):
         from .quality import sample_quality
 
         real, self.real_images = torch.cat(self.real_images), []
-        seed = torch.Generator().manual_seed(self.hparams.sample_seed)
+        seed = torch.Generator().manual_seed(self.hparams.sample_seed or 0)
         labels = self.make_labels(self.hparams.quality_samples)
         images = self.sample(self.hparams.quality_samples, generator=seed)
         quality = sample_quality(self.evaluator, images, real=real, labels=labels)

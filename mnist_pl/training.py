@@ -19,7 +19,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
 from .classifier import ImageClassifier
-from .config import MODELS
+from .config import MODELS, section_defaults
 from .data import MNISTDataModule
 from .errors import UserError
 from .gan import GAN
@@ -121,6 +121,11 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoin
     checkpoint is written to a temporary file first and renamed into place.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
+    strategy = trainer_args.get("strategy")
+    if isinstance(model, GAN) and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
+        # each of the GAN's two steps leaves the other network's weights without gradients,
+        # which plain DDP takes for a bug; this variant expects it
+        trainer_args["strategy"] = f"{strategy}_find_unused_parameters_true"
     if isinstance(model, ImageClassifier):
         checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, enable_version_counter=False,
                                      filename="epoch{epoch:03d}-val_acc{val/acc:.4f}",
@@ -128,8 +133,13 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoin
     else:
         checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
                                      enable_version_counter=False)
-    callbacks: list[L.Callback] = [checkpoint, ProgressBar(refresh_rate=10), RandomState()]
-    if checkpoint_every_n_steps:
+    callbacks: list[L.Callback] = [ProgressBar(refresh_rate=10), RandomState()]
+    if trainer_args.get("fast_dev_run"):
+        # a smoke test saves nothing (Lightning would still write last.ckpt into the cwd)
+        trainer_args["enable_checkpointing"] = False
+    else:
+        callbacks.append(checkpoint)
+    if checkpoint_every_n_steps and not trainer_args.get("fast_dev_run"):
         callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
     if isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -152,8 +162,10 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     """
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
-    if config["data"].get("split_seed") is None:  # the run's seed fixes the validation split too
-        config["data"]["split_seed"] = config["seed"]
+    # the run's seed fixes the validation split and the GAN's fixed noise too, unless set apart
+    for section, key in (("data", "split_seed"), ("model", "sample_seed")):
+        if key in section_defaults(model_name)[section] and config[section].get(key) is None:
+            config[section][key] = config["seed"]
     model = MODELS[model_name](**config["model"])
     datamodule = MNISTDataModule(**config["data"])
     logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}

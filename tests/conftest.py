@@ -96,3 +96,10 @@ def gan_checkpoint(idx_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("gan") / "gan.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path, monkeypatch):
+    """Trainers made without a folder write lightning_logs/ and checkpoints/ into the working
+    directory: keep them out of the repository."""
+    monkeypatch.chdir(tmp_path)

@@ -134,3 +134,31 @@ def test_wrong_model_or_config_is_refused(dense_run, idx_dir, capsys):
 
 def test_resume_last_without_runs(tmp_path, capsys):
     assert "nothing to resume" in resume_error(capsys, "--model", "cnn", "--logdir", str(tmp_path), "--resume", "last")
+
+
+def test_gan_resumes_with_its_sample_grid_continuing(subset_dir, tmp_path):
+    args = ["--model", "gan", "--data-dir", str(subset_dir), "--max-epochs", "2", "--batch-size", "32",
+            "--accelerator", "cpu", "--seed", "5", "--set", "model.arch=fc", "--set", "model.conditional=false",
+            "--set", "model.generator_hidden=[64]", "--set", "model.discriminator_hidden=[64]",
+            "--set", "checkpoint_every_n_steps=50", "--set", "trainer.log_every_n_steps=10"]
+    full = run_cli("train.py", *args, "--logdir", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr[-2000:]
+    crashed = tmp_path / "crashed"
+    run_dir = crashed / "gan" / "version_0"
+    kill_mid_epoch([*args, "--logdir", str(crashed)], run_dir / "checkpoints" / "last.ckpt",
+                   min_step=250, steps_per_epoch=225)
+    resumed = run_cli("train.py", *args, "--logdir", str(crashed), "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    expected = json.loads((tmp_path / "full" / "gan" / "version_0" / "results.json").read_text())
+    got = json.loads((run_dir / "results.json").read_text())
+    # one step per batch, though each batch steps two optimisers
+    assert got["global_step"] == expected["global_step"] == 450 and got["epochs"] == 2
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert [image.step for image in events.Images("samples")] == [0, 1]
+    assert logged_steps(run_dir, "train/loss_g_step") == logged_steps(expected["run_dir"], "train/loss_g_step")
+    # restored generators, EMA, optimisers, data order and random state: the same final weights
+    final = [torch.load(r["last_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+             for r in (expected, got)]
+    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])

@@ -124,7 +124,8 @@ def test_unknown_model_is_refused_by_the_parser(capsys):
     assert exit_.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
 
 
-def test_fast_dev_run_flag_saves_nothing(idx_dir, tmp_path, capsys):
+def test_fast_dev_run_flag_saves_nothing(idx_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory either
     status = main(["train", "--model", "cnn", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
                    "--fast-dev-run", "--accelerator", "cpu", *SMALL_MODELS["cnn"]])
     assert status == 0 and "fast_dev_run saves none" in capsys.readouterr().out
