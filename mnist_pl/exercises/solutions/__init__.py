@@ -1,0 +1,1 @@
+"""Worked solutions of the exercises in mnist_pl/exercises."""

@@ -1,0 +1,89 @@
+"""docs/workshop.md cannot go stale: every code block in it runs, and its outputs still hold.
+
+The guide's blocks run in order, from the repository root, on the real-MNIST subset the guide
+names: bash blocks as bash scripts (each command a subprocess), Python blocks in one shared
+namespace, as in a notebook. Everything the guide writes under runs/workshop goes to a temporary
+folder instead. A ```text block right after a code block is that block's output: each of its
+lines must still appear (numbers aside), and each accuracy it quotes must be within 0.03 of the
+accuracy measured now. Only the blocks in NOT_RUN, each marked `<!-- not run: REASON -->` in the
+guide, are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT, SUBSET
+
+GUIDE = ROOT / "docs" / "workshop.md"
+BLOCK = re.compile(r"(?:<!-- not run: (?P<reason>[^>]*?) -->\s*\n)?^```(?P<lang>\w+)\n(?P<code>.*?)^```",
+                   re.S | re.M)
+# The blocks a test cannot run, by their first line: installing, Docker, the exercise (which
+# fails until it is done; tests/test_exercises.py runs it on the skeleton and the solution).
+NOT_RUN = ["python -m venv .venv && . .venv/bin/activate", "docker build -t mnist-pl .",
+           "python -m pytest mnist_pl/exercises"]
+OUTPUT_DIR = "runs/workshop"
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+ACCURACY = re.compile(r"(?:accuracy|acc:)\s+(\d\.\d+)")
+
+
+def blocks() -> list[dict[str, str]]:
+    return [m.groupdict() for m in BLOCK.finditer(GUIDE.read_text())]
+
+
+def test_only_the_listed_blocks_are_not_run():
+    skipped = [b["code"].splitlines()[0] for b in blocks() if b["reason"]]
+    assert skipped == NOT_RUN
+    assert all(b["lang"] in ("bash", "python", "text") for b in blocks())
+
+
+def check_output(expected: str, actual: str, where: str) -> None:
+    """Each expected line appears in `actual` with its numbers masked; quoted accuracies hold."""
+    masked = {NUMBER.sub("N", line.strip()) for line in actual.splitlines()}
+    for line in expected.splitlines():
+        if line.strip() and line.strip() != "...":
+            assert NUMBER.sub("N", line.strip()) in masked, f"{where}: output line {line!r} not in:\n{actual}"
+    quoted, measured = ACCURACY.findall(expected), ACCURACY.findall(actual)
+    assert len(quoted) == len(measured), f"{where}: accuracies quoted {quoted}, measured {measured}"
+    for q, m in zip(quoted, measured):
+        assert abs(float(q) - float(m)) <= 0.03, f"{where}: the guide says {q}, the code now gives {m}"
+
+
+def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
+    if not SUBSET.is_dir():
+        pytest.skip(f"real MNIST subset not found at {SUBSET}: the guide runs on it")
+    outputs = tmp_path / OUTPUT_DIR
+    outputs_in_repo = (ROOT / OUTPUT_DIR).exists()
+    monkeypatch.chdir(ROOT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    namespace: dict = {"__name__": "workshop"}
+    last_output, ran = None, 0
+    for number, block in enumerate(blocks(), 1):
+        where = f"block {number} ({block['lang']})"
+        if block["reason"]:
+            last_output = None
+            continue
+        code = block["code"].replace(OUTPUT_DIR, str(outputs))
+        if block["lang"] == "bash":
+            proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, f"{where} failed:\n{code}\n{proc.stderr[-3000:]}"
+            last_output, ran = proc.stdout, ran + 1
+        elif block["lang"] == "python":
+            stdout = io.StringIO()
+            with contextlib.redirect_stdout(stdout):
+                exec(compile(code, f"workshop.md {where}", "exec"), namespace)
+            last_output, ran = stdout.getvalue(), ran + 1
+        else:
+            assert last_output is not None, f"{where}: an output block must follow a code block that ran"
+            check_output(block["code"].replace(OUTPUT_DIR, str(outputs)), last_output, where)
+            last_output = None
+    assert ran >= 10
+    assert outputs.is_dir()  # the guide wrote where it said, and the test redirected it
+    assert (ROOT / OUTPUT_DIR).exists() == outputs_in_repo, "the guide wrote into the repository"
