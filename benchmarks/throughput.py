@@ -131,25 +131,35 @@ def _hand_written_steps(args, model, device):
     autocast = lambda: _autocast(device, args.precision)  # noqa: E731
     if isinstance(model, GAN):
         gen, disc = model.generator.to(device).train(), model.discriminator.to(device).train()
+        ema = model.generator_ema.to(device)
         opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
         opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
+        ema_steps = [0]
 
-        def step(real, _labels):
-            noise = torch.randn(real.shape[0], hp.latent_dim, device=device)
+        def step(real, real_labels):
+            n = real.shape[0]
+            noise = torch.randn(n, hp.latent_dim, device=device)
+            fake_labels = torch.randint(0, hp.num_classes, (n,), device=device) if hp.conditional else None
+            real_labels = real_labels if hp.conditional else None
             with autocast():
-                fake = gen(noise)
-                logits_real, logits_fake = disc(real), disc(fake.detach())
+                fake = gen(noise, fake_labels)
+                logits_real, logits_fake = disc(real, real_labels), disc(fake.detach(), fake_labels)
                 loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, hp.real_label))
                           + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
             with autocast():
-                logits_gen = disc(fake)
+                logits_gen = disc(fake, fake_labels)
                 loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
+            with torch.no_grad():  # the moving average of the generator's weights
+                decay = min(hp.ema_decay, (1 + ema_steps[0]) / (10 + ema_steps[0]))
+                for averaged, live in zip(ema.state_dict().values(), gen.state_dict().values()):
+                    averaged.lerp_(live, 1 - decay) if averaged.is_floating_point() else averaged.copy_(live)
+                ema_steps[0] += 1
         return step, None
 
     net = model.net.to(device).train()
