@@ -51,21 +51,25 @@ def kill_mid_epoch(args: list[str], last: Path, min_step: int, steps_per_epoch: 
             proc.kill()
 
 
-def test_sigkill_then_resume_last_matches_an_uninterrupted_run(subset_dir, tmp_path):
-    args = [*DENSE, "--data-dir", str(subset_dir), "--seed", "3"]
+def uninterrupted_and_resumed(args: list[str], model: str, tmp_path: Path) -> tuple[dict, dict, Path]:
+    """Train once straight through, and once SIGKILLed mid-epoch 2 then resumed with --resume last;
+    return both runs' results and the resumed run's directory (225 steps an epoch)."""
     full = run_cli("train.py", *args, "--logdir", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr[-2000:]
-
     crashed = tmp_path / "crashed"
-    run_dir = crashed / "dense" / "version_0"
+    run_dir = crashed / model / "version_0"
     kill_mid_epoch([*args, "--logdir", str(crashed)], run_dir / "checkpoints" / "last.ckpt",
                    min_step=250, steps_per_epoch=225)
     assert not (run_dir / "results.json").exists()
     resumed = run_cli("train.py", *args, "--logdir", str(crashed), "--resume", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = json.loads((tmp_path / "full" / model / "version_0" / "results.json").read_text())
+    return expected, json.loads((run_dir / "results.json").read_text()), run_dir
 
-    expected = json.loads((tmp_path / "full" / "dense" / "version_0" / "results.json").read_text())
-    got = json.loads((run_dir / "results.json").read_text())
+
+def test_sigkill_then_resume_last_matches_an_uninterrupted_run(subset_dir, tmp_path):
+    args = [*DENSE, "--data-dir", str(subset_dir), "--seed", "3"]
+    expected, got, run_dir = uninterrupted_and_resumed(args, "dense", tmp_path)
     assert got["run_dir"] == str(run_dir) and got["resumed_from"].endswith("last.ckpt")
     assert (got["epochs"], got["global_step"]) == (expected["epochs"], expected["global_step"]) == (3, 675)
     assert abs(got["test"]["test/acc"] - expected["test"]["test/acc"]) <= 0.003
@@ -141,17 +145,7 @@ def test_gan_resumes_with_its_sample_grid_continuing(subset_dir, tmp_path):
             "--accelerator", "cpu", "--seed", "5", "--set", "model.arch=fc", "--set", "model.conditional=false",
             "--set", "model.generator_hidden=[64]", "--set", "model.discriminator_hidden=[64]",
             "--set", "checkpoint_every_n_steps=50", "--set", "trainer.log_every_n_steps=10"]
-    full = run_cli("train.py", *args, "--logdir", str(tmp_path / "full"))
-    assert full.returncode == 0, full.stderr[-2000:]
-    crashed = tmp_path / "crashed"
-    run_dir = crashed / "gan" / "version_0"
-    kill_mid_epoch([*args, "--logdir", str(crashed)], run_dir / "checkpoints" / "last.ckpt",
-                   min_step=250, steps_per_epoch=225)
-    resumed = run_cli("train.py", *args, "--logdir", str(crashed), "--resume", "last")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-
-    expected = json.loads((tmp_path / "full" / "gan" / "version_0" / "results.json").read_text())
-    got = json.loads((run_dir / "results.json").read_text())
+    expected, got, run_dir = uninterrupted_and_resumed(args, "gan", tmp_path)
     # one step per batch, though each batch steps two optimisers
     assert got["global_step"] == expected["global_step"] == 450 and got["epochs"] == 2
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
