@@ -163,11 +163,15 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
     # the run's seed fixes the validation split and the GAN's fixed noise too, unless set apart
+    known = section_defaults(model_name)
     for section, key in (("data", "split_seed"), ("model", "sample_seed")):
-        if key in section_defaults(model_name)[section] and config[section].get(key) is None:
+        if key in known[section] and config[section].get(key) is None:
             config[section][key] = config["seed"]
     model = MODELS[model_name](**config["model"])
     datamodule = MNISTDataModule(**config["data"])
+    if isinstance(model, GAN) and datamodule.normalize != "symmetric":
+        raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
+                        "way: set data.normalize: symmetric (as configs/gan.yaml does).")
     logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}
     if resume is not None:
         resume = Path(resume)
@@ -180,9 +184,6 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
             logger_args = {"save_dir": resumed_run.parent.parent, "name": resumed_run.parent.name,
                            "version": resumed_run.name, "purge_step": checkpoint["global_step"]}
         del checkpoint
-    if isinstance(model, GAN) and datamodule.normalize != "symmetric":
-        raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
-                        "way: set data.normalize: symmetric (as configs/gan.yaml does).")
     logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
