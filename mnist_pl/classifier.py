@@ -82,6 +82,7 @@ class ImageClassifier(L.LightningModule):
         # no argument checks: they would make each validation step wait for the GPU
         self.val_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self._mistakes: tuple[torch.Tensor, ...] | None = None  # images, true, predicted, confidence
+        self._train_sums, self._train_images = torch.zeros(2), 0  # reset at each epoch's start
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits for a batch of normalised images [N, 1, 28, 28]."""
@@ -90,18 +91,39 @@ class ImageClassifier(L.LightningModule):
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
 
+    def on_train_epoch_start(self) -> None:
+        # summed loss and correct predictions, and their image count, of this epoch so far
+        self._train_sums = torch.zeros(2, device=self.device)
+        self._train_images = 0
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         if self.hparams.augment:
             images = random_affine(images)
         logits = self(images)
         loss = self._loss(logits, labels)
-        # not prog_bar: Lightning would read it to the host every step; ProgressBar shows it instead
-        self.log("train/loss", loss, on_step=True, on_epoch=True)
-        # the batch-size-weighted epoch mean of this is the epoch's accuracy, for less per-step
-        # work than a torchmetrics metric's update
-        self.log("train/acc", (logits.argmax(1) == labels).float().mean(), on_step=False, on_epoch=True)
+        # The epoch's loss and accuracy are summed here, on the device, and self.log is called
+        # only on the steps the logger records: each self.log call costs Lightning ~0.3 ms of
+        # bookkeeping, which made a dense network train 12% slower than a hand-written loop.
+        with torch.no_grad():
+            correct = (logits.argmax(1) == labels).sum()
+            self._train_sums += torch.stack([loss * len(labels), correct.to(loss.dtype)])
+        self._train_images += len(labels)
+        every = self.trainer.log_every_n_steps
+        if every > 0 and (self.global_step + 1) % every == 0:
+            self.log("train/loss_step", loss)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        loss, accuracy = (self._train_sums / max(self._train_images, 1)).unbind()
+        self.log_dict({"train/loss_epoch": loss, "train/acc": accuracy}, sync_dist=True)
+
+    def running_metrics(self) -> dict[str, float]:
+        """The epoch's mean training loss and accuracy so far, for the progress bar."""
+        if not self._train_images:
+            return {}
+        loss, accuracy = (self._train_sums / self._train_images).tolist()
+        return {"loss": loss, "acc": accuracy}
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
                   accuracy: MulticlassAccuracy) -> torch.Tensor:

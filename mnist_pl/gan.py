@@ -103,6 +103,7 @@ class GAN(L.LightningModule):
         self.evaluator: Any = None  # loaded when training starts, never saved (see on_fit_start)
         self.real_images: list[torch.Tensor] = []
         self.last_quality: dict[str, Any] | None = None
+        self._last_losses: torch.Tensor | None = None  # discriminator's and generator's, for the bar
 
     # ------------------------------------------------------------------ drawing digits
 
@@ -188,6 +189,7 @@ class GAN(L.LightningModule):
             opt_g.step()
         self.update_ema()
 
+        self._last_losses = torch.stack([loss_d, loss_g]).detach()
         self.log_dict({"train/loss_d": loss_d, "train/loss_g": loss_g}, on_step=True, on_epoch=True)
         self.log_dict({"train/d_real": logits_real.detach().sigmoid().mean(),
                        "train/d_fake": logits_fake.detach().sigmoid().mean()},
@@ -196,15 +198,24 @@ class GAN(L.LightningModule):
     @torch.no_grad()
     def update_ema(self) -> None:
         """Move generator_ema towards the generator (after each generator step)."""
-        step = int(self.ema_steps)
-        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
+        # the warm-up decay stays a tensor: reading the step count on the host would make every
+        # step wait for the GPU
+        step = self.ema_steps.float()
+        weight = 1 - ((1 + step) / (10 + step)).clamp(max=self.hparams.ema_decay)
         ema_state, live_state = self.generator_ema.state_dict(), self.generator.state_dict()
         for name, value in live_state.items():
             if value.is_floating_point():  # weights and batch-norm statistics
-                ema_state[name].lerp_(value, 1 - decay)
+                ema_state[name].lerp_(value, weight.to(value.dtype))
             else:  # batch-norm step counters
                 ema_state[name].copy_(value)
         self.ema_steps += 1
+
+    def running_metrics(self) -> dict[str, float]:
+        """The latest step's losses, for the progress bar."""
+        if self._last_losses is None:
+            return {}
+        loss_d, loss_g = self._last_losses.tolist()
+        return {"loss_d": loss_d, "loss_g": loss_g}
 
     def configure_optimizers(self):
         hp = self.hparams

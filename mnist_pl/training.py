@@ -26,7 +26,7 @@ from .gan import GAN
 
 
 class ProgressBar(TQDMProgressBar):
-    """The TQDM bar, showing the latest per-step metrics (the losses) each time it redraws.
+    """The TQDM bar, showing the module's `running_metrics()` (its training losses) as it redraws.
 
     Logging with prog_bar=True would copy those values to the host after every step, a GPU
     sync each time; reading them here costs one copy per redraw.
@@ -35,9 +35,8 @@ class ProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        for key, value in trainer.callback_metrics.items():
-            if key.endswith("_step"):
-                items[key.removeprefix("train/").removesuffix("_step")] = f"{value.item():.3f}"
+        if hasattr(pl_module, "running_metrics"):
+            items.update({key: f"{value:.3f}" for key, value in pl_module.running_metrics().items()})
         return items
 
 
@@ -111,14 +110,16 @@ class GraphLogger(TensorBoardLogger):
         self._graph_logged = True
 
 
-def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoint_every_n_steps: int = 0,
+def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
-    """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger`.
+    """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger` (False: none).
 
     Checkpoints go in the run directory's `checkpoints/` folder: the best by validation accuracy
     for classifiers, and `last.ckpt` at the end of every epoch and, if `checkpoint_every_n_steps`
     is set, every that many training steps, so that a crash loses at most those steps. Every
-    checkpoint is written to a temporary file first and renamed into place.
+    checkpoint is written to a temporary file first and renamed into place. `trainer_args` go to
+    lightning.Trainer; `enable_checkpointing=False` and `enable_progress_bar=False` leave out
+    those callbacks.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
     strategy = trainer_args.get("strategy")
@@ -133,15 +134,17 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger, checkpoin
     else:
         checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
                                      enable_version_counter=False)
-    callbacks: list[L.Callback] = [ProgressBar(refresh_rate=10), RandomState()]
+    callbacks: list[L.Callback] = [RandomState()]
+    if trainer_args.get("enable_progress_bar", True):
+        callbacks.append(ProgressBar(refresh_rate=10))
     if trainer_args.get("fast_dev_run"):
         # a smoke test saves nothing (Lightning would still write last.ckpt into the cwd)
         trainer_args["enable_checkpointing"] = False
-    else:
+    if trainer_args.get("enable_checkpointing", True):
         callbacks.append(checkpoint)
-    if checkpoint_every_n_steps and not trainer_args.get("fast_dev_run"):
-        callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
-    if isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
+        if checkpoint_every_n_steps:
+            callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
+    if logger and isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []),
                      plugins=[AtomicCheckpointIO()], **trainer_args)

@@ -30,14 +30,66 @@ def test_data_stays_on_the_cpu_without_a_gpu(idx_dir):
     assert dm.train_set.images.device.type == "cpu"
 
 
-def test_progress_bar_shows_step_losses(idx_dir):
+def test_progress_bar_shows_the_running_loss_and_accuracy(idx_dir):
     model = DenseClassifier(hidden_sizes=[8])
     bar = ProgressBar(refresh_rate=1)
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accelerator="cpu",
                         logger=False, enable_checkpointing=False, callbacks=[bar], log_every_n_steps=1)
     trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
     shown = bar.get_metrics(trainer, model)
-    assert float(shown["loss"]) > 0 and "val/acc" in shown
+    assert float(shown["loss"]) > 0 and 0 <= float(shown["acc"]) <= 1 and "val/acc" in shown
+
+
+class StepRecorder(L.Callback):
+    """The loss, batch size and correct predictions of every training step, as Lightning sees them."""
+
+    def __init__(self):
+        self.steps: list[tuple[float, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps.append((float(outputs["loss"]), len(batch[1])))
+
+
+def test_epoch_loss_is_the_mean_over_the_epochs_images(idx_dir):
+    # the classifier sums each step's loss itself instead of calling self.log every step
+    recorder = StepRecorder()
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, callbacks=[recorder], enable_progress_bar=False)
+    datamodule = MNISTDataModule(data_dir=str(idx_dir))
+    datamodule.setup("fit")
+    datamodule.batch_size = next(b for b in range(20, 40) if len(datamodule.train_set) % b)  # a short last batch
+    trainer.fit(model, datamodule=datamodule)
+    sizes = [n for _, n in recorder.steps]
+    assert len(set(sizes)) == 2
+    expected = sum(loss * n for loss, n in recorder.steps) / sum(sizes)
+    assert abs(float(trainer.callback_metrics["train/loss_epoch"]) - expected) < 1e-5
+    assert 0 <= float(trainer.callback_metrics["train/acc"]) <= 1
+
+
+def test_step_losses_are_logged_every_log_every_n_steps(idx_dir, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = L.Trainer(max_epochs=2, limit_val_batches=0, accelerator="cpu", log_every_n_steps=2,
+                        logger=CSVLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False)
+    datamodule = MNISTDataModule(data_dir=str(idx_dir), batch_size=32)
+    trainer.fit(model, datamodule=datamodule)
+    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    steps = [int(row.split(",")[header.index("step")]) for row in rows[1:]
+             if row.split(",")[header.index("train/loss_step")]]
+    assert steps == [step for step in range(trainer.global_step) if (step + 1) % 2 == 0]
+
+
+def test_trainer_without_progress_bar(idx_dir):
+    from mnist_pl.training import build_trainer
+
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = build_trainer(model, False, accelerator="cpu", max_epochs=1, limit_train_batches=2,
+                            limit_val_batches=1, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
+    assert trainer.progress_bar_callback is None and trainer.global_step == 2
 
 
 def test_compile_keeps_checkpoint_keys():
@@ -61,4 +113,7 @@ def test_benchmark_runs_and_prints_its_table(idx_dir):
                    "--epochs", "1", "--warmup", "0", "--workers", "0", "--batch-size", "64")
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = [line for line in proc.stdout.splitlines() if line.startswith("dense")]
-    assert len(row) == 1 and len(row[0].split()) == 7
+    assert len(row) == 1 and len(row[0].split()) == 8
+    ratio = float(row[0].split()[4])  # mnist-pl / bare: a measured ratio, not a constant
+    assert 0.2 < ratio < 5
+    assert "data path alone" in proc.stdout
