@@ -7,12 +7,17 @@ timed epochs:
   mnist-pl     its MNISTDataModule, its LightningModule and the Trainer that train.py builds
                (validation switched off: this measures training);
   bare         a hand-written loop over the same in-memory uint8 tensor: randperm, index,
-               normalise, step. The reference;
+               normalise, step, and (classifiers) the epoch's loss and accuracy sums that
+               mnist-pl keeps too. The reference;
   torchvision  torchvision.datasets.MNIST with per-image PIL ToTensor + Normalize through a
                DataLoader with worker processes, then the same loop as `bare`.
 
-Each path runs in its own process so that peak memory is its own. Epoch time is measured from
-one epoch's start to the next one's, so the cost of an epoch boundary is in the figures.
+Each path runs in its own process, so that peak memory is its own, and the three processes take
+turns epoch by epoch (A B C, B C A, ...): a slow spell of a shared machine then falls on every
+path alike instead of on whichever ran at the time. An epoch is timed from its start to the
+point where the next one would start, so the cost of an epoch boundary is in the figures; the
+boundary itself (last step of one epoch to the first batch of the next) is reported too.
+Last, the two data paths run alone, without a network, to show what feeding costs.
 
     python benchmarks/throughput.py --data-dir ../shared/data/mnist-subset
     python benchmarks/throughput.py --data-dir /usr/share/datasets/fashion-mnist --dataset fashion-mnist
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
 import platform
@@ -79,36 +83,40 @@ def _autocast(device, precision: str):
     return contextlib.nullcontext()
 
 
-def run_mnist_pl(args) -> tuple[list[float], int]:
-    """Epoch times of mnist-pl's own training path."""
+def run_mnist_pl(args) -> tuple[EpochTimer, int]:
+    """Epoch and boundary times of mnist-pl's own training path, and the images per epoch."""
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from mnist_pl.training import build_trainer, compile_model
 
     config, model, datamodule = _setup(args)
+    timer = EpochTimer(args.turn_fds, _device(args.accelerator))
 
     class EpochClock(L.Callback):
-        def __init__(self):
-            self.marks: list[float] = []
-
         def on_train_epoch_start(self, trainer, pl_module):
-            self.marks.append(time.perf_counter())
+            timer.epoch_start()
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                timer.first_batch()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx + 1 == trainer.num_training_batches:
+                timer.last_step_done()
 
         def on_train_end(self, trainer, pl_module):
-            _sync(pl_module.device)
-            self.marks.append(time.perf_counter())
+            timer.finish()
 
-    clock = EpochClock()
     trainer_args = {**config["trainer"], "max_epochs": args.warmup + args.epochs,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_model_summary": False}
     with tempfile.TemporaryDirectory() as logdir:
         logger = TensorBoardLogger(logdir, name=args.model, default_hp_metric=False)
-        trainer = build_trainer(model, logger, extra_callbacks=[clock], **trainer_args)
+        trainer = build_trainer(model, logger, extra_callbacks=[EpochClock()], **trainer_args)
         if args.compile:
             compile_model(model)
         trainer.fit(model, datamodule=datamodule)
-    return [b - a for a, b in zip(clock.marks, clock.marks[1:])], len(datamodule.train_set)
+    return timer, len(datamodule.train_set)
 
 
 def _sync(device) -> None:
@@ -116,6 +124,49 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+class EpochTimer:
+    """Times a worker's epochs and epoch boundaries, and takes turns with the other paths' workers.
+
+    At each epoch start the worker reports (to the driver) that its previous epoch or its setup
+    is over, and waits for its turn; after the last epoch it reports once more and exits. An
+    epoch boundary is the time from an epoch's last step to the next epoch's first batch, less
+    the wait for the turn: checkpoints, logging, a new shuffle, a new loader iterator.
+    """
+
+    def __init__(self, turn_fds: str, device):
+        self.go, self.done = map(int, turn_fds.split(","))
+        self.device = device
+        self.seconds: list[float] = []
+        self.boundaries: list[float] = []
+        self._started = self._last_step_done = None
+        self._boundary_before_wait = 0.0
+
+    def _stop(self) -> None:
+        if self._started is not None:
+            _sync(self.device)
+            now = time.perf_counter()
+            self.seconds.append(now - self._started)
+            self._boundary_before_wait = now - self._last_step_done
+        os.write(self.done, b"r")
+
+    def epoch_start(self) -> None:
+        self._stop()
+        os.read(self.go, 1)
+        self._started = time.perf_counter()
+
+    def first_batch(self) -> None:
+        """The epoch's first batch is ready to train on."""
+        if self.seconds:
+            self.boundaries.append(self._boundary_before_wait + time.perf_counter() - self._started)
+
+    def last_step_done(self) -> None:
+        _sync(self.device)
+        self._last_step_done = time.perf_counter()
+
+    def finish(self) -> None:
+        self._stop()
 
 
 def _hand_written_steps(args, model, device):
@@ -134,7 +185,7 @@ def _hand_written_steps(args, model, device):
         ema = model.generator_ema.to(device)
         opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
         opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
-        ema_steps = [0]
+        ema_steps = torch.zeros((), dtype=torch.long, device=device)
 
         def step(real, real_labels):
             n = real.shape[0]
@@ -155,43 +206,52 @@ def _hand_written_steps(args, model, device):
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
-            with torch.no_grad():  # the moving average of the generator's weights
-                decay = min(hp.ema_decay, (1 + ema_steps[0]) / (10 + ema_steps[0]))
+            with torch.no_grad():  # the moving average of the generator's weights, kept on the device
+                step_count = ema_steps.float()
+                weight = 1 - ((1 + step_count) / (10 + step_count)).clamp(max=hp.ema_decay)
                 for averaged, live in zip(ema.state_dict().values(), gen.state_dict().values()):
-                    averaged.lerp_(live, 1 - decay) if averaged.is_floating_point() else averaged.copy_(live)
-                ema_steps[0] += 1
+                    averaged.lerp_(live, weight) if averaged.is_floating_point() else averaged.copy_(live)
+                ema_steps.add_(1)
         return step, None
 
     net = model.net.to(device).train()
     optimizer = build_optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)
+    totals = torch.zeros(2, device=device)
 
     def step(images, labels):
         if hp.augment:
             images = random_affine(images)
         with autocast():
-            loss = F.cross_entropy(net(images), labels, label_smoothing=hp.label_smoothing)
+            logits = net(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=hp.label_smoothing)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        # the epoch's summed loss and correct predictions, which any loop that reports its training
+        # loss and accuracy keeps, and mnist-pl keeps the same way
+        with torch.no_grad():
+            totals.add_(torch.stack([loss * len(labels), (logits.argmax(1) == labels).sum().to(loss.dtype)]))
 
     return step, optimizer
 
 
-def _timed_epochs(args, step, scheduler, epoch_batches, device) -> list[float]:
-    marks = []
+def _timed_epochs(args, step, scheduler, epoch_batches, device) -> EpochTimer:
+    timer = EpochTimer(args.turn_fds, device)
     for _ in range(args.warmup + args.epochs):
-        marks.append(time.perf_counter())
-        for images, labels in epoch_batches():
+        timer.epoch_start()
+        for index, (images, labels) in enumerate(epoch_batches()):
+            if index == 0:
+                timer.first_batch()
             step(images, labels)
+        timer.last_step_done()
         if scheduler is not None and scheduler["interval"] == "epoch":
             scheduler["scheduler"].step()
-    _sync(device)
-    marks.append(time.perf_counter())
-    return [b - a for a, b in zip(marks, marks[1:])]
+    timer.finish()
+    return timer
 
 
-def run_loop(args) -> tuple[list[float], int]:
-    """Epoch times of the hand-written loop, fed either from memory or by torchvision."""
+def run_loop(args) -> tuple[EpochTimer, int]:
+    """Epoch and boundary times of the hand-written loop, fed from memory or by torchvision."""
     import torch
 
     from mnist_pl.optim import build_scheduler
@@ -268,27 +328,64 @@ def worker(args) -> None:
     import torch
 
     torch.manual_seed(0)
-    times, n_images = run_mnist_pl(args) if args.path == "mnist-pl" else run_loop(args)
+    timer, n_images = run_mnist_pl(args) if args.path == "mnist-pl" else run_loop(args)
     device = _device(args.accelerator)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     if args.path == "torchvision" and args.workers:
         peak_rss += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    print(json.dumps({"epoch_seconds": times[args.warmup:], "images": n_images,
+    print(json.dumps({"epoch_seconds": timer.seconds[args.warmup:], "images": n_images,
+                      "boundary_ms": 1e3 * statistics.median(timer.boundaries) if timer.boundaries else None,
                       "peak_rss_mib": round(peak_rss), "peak_gpu_mib": peak_gpu and round(peak_gpu)}))
 
 
 # ------------------------------------------------------------------------ the driver
 
 
-def measure(args, model: str, path: str) -> dict:
-    command = [sys.executable, __file__, "--worker", path, "--models", model, *args.passthrough]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{model}/{path} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["images_per_s"] = result["images"] / statistics.median(result["epoch_seconds"])
-    return result
+def measure(args, model: str) -> dict[str, dict]:
+    """Run the three paths of `model` in their own processes, their epochs taking turns."""
+    workers, logs = {}, {}
+    try:
+        for path in PATHS:
+            go_read, go_write = os.pipe()
+            done_read, done_write = os.pipe()
+            logs[path] = (tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+"))  # never a full pipe
+            command = [sys.executable, __file__, "--worker", path, "--models", model,
+                       "--turn-fds", f"{go_read},{done_write}", *args.passthrough]
+            proc = subprocess.Popen(command, stdout=logs[path][0], stderr=logs[path][1], text=True,
+                                    pass_fds=(go_read, done_write))
+            os.close(go_read)
+            os.close(done_write)
+            workers[path] = (proc, go_write, done_read)
+
+        def wait_done(path: str) -> None:
+            if os.read(workers[path][2], 1) != b"r":  # end of file: the worker died
+                workers[path][0].wait()
+                logs[path][1].seek(0)
+                raise SystemExit(f"{model}/{path} failed:\n{logs[path][1].read()[-3000:]}")
+
+        for path in PATHS:  # the setups run side by side, untimed
+            wait_done(path)
+        for turn in range(args.warmup + args.epochs):
+            for path in PATHS[turn % 3:] + PATHS[:turn % 3]:
+                os.write(workers[path][1], b"g")
+                wait_done(path)
+        results = {}
+        for path in PATHS:
+            workers[path][0].wait()
+            logs[path][0].seek(0)
+            results[path] = json.loads(logs[path][0].read().strip().splitlines()[-1])
+            results[path]["images_per_s"] = results[path]["images"] / statistics.median(results[path]["epoch_seconds"])
+        return results
+    finally:
+        for proc, go_write, done_read in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+            os.close(go_write)
+            os.close(done_read)
+        for files in logs.values():
+            for file in files:
+                file.close()
 
 
 def main() -> None:
@@ -305,6 +402,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="torchvision DataLoader workers")
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (mnist-pl path)")
     parser.add_argument("--worker", choices=PATHS, dest="path", help=argparse.SUPPRESS)
+    parser.add_argument("--turn-fds", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
         args.model = args.models[0]
@@ -316,19 +414,45 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__}, " + (torch.cuda.get_device_name() if _device(args.accelerator).type == "cuda" else "CPU"))
     print(f"data: {args.data_dir}; precision {args.precision}; {args.warmup} warm-up + {args.epochs} "
-          f"timed epochs, median; torchvision workers: {args.workers}\n")
+          f"timed epochs each (median), paths taking turns by epoch; torchvision workers: {args.workers}\n")
     header = f"{'model':<6} {'mnist-pl img/s':>15} {'bare img/s':>11} {'torchvision img/s':>18} " \
-             f"{'pl/bare':>8} {'pl/tv':>7} {'peak MiB (pl/bare/tv)':>24}"
+             f"{'pl/bare':>8} {'pl/tv':>6} {'peak MiB (pl/bare/tv)':>22} {'boundary ms (pl/bare/tv)':>25}"
     print(header)
     print("-" * len(header))
     for model in args.models:
-        r = {path: measure(args, model, path) for path in PATHS}
+        r = measure(args, model)
         mem_key = "peak_gpu_mib" if r["bare"]["peak_gpu_mib"] else "peak_rss_mib"
         mem = "/".join(str(r[p][mem_key]) for p in PATHS)
+        # (a run of one epoch has no boundary)
+        boundary = "/".join("-" if r[p]["boundary_ms"] is None else f"{r[p]['boundary_ms']:.1f}" for p in PATHS)
         print(f"{model:<6} {r['mnist-pl']['images_per_s']:>15,.0f} {r['bare']['images_per_s']:>11,.0f} "
               f"{r['torchvision']['images_per_s']:>18,.0f} "
-              f"{r['mnist-pl']['images_per_s'] / r['bare']['images_per_s']:>8.2f} "
-              f"{r['mnist-pl']['images_per_s'] / r['torchvision']['images_per_s']:>7.2f} {mem:>24}", flush=True)
+              f"{r['mnist-pl']['images_per_s'] / r['bare']['images_per_s']:>8.3f} "
+              f"{r['mnist-pl']['images_per_s'] / r['torchvision']['images_per_s']:>6.2f} {mem:>22} {boundary:>25}",
+              flush=True)
+    data_path_only(args)
+
+
+def data_path_only(args) -> None:
+    """Batches per second of the two data paths alone (no network): what feeding costs."""
+    import torch
+
+    args.model = args.models[0]
+    _, _, datamodule = _setup(args)
+    loaders = {"mnist-pl": datamodule.train_dataloader(),
+               "torchvision": _torchvision_loader(args, datamodule, torch.device("cpu"))}
+    rates = {}
+    for name, loader in loaders.items():
+        for _ in loader:  # warm-up: worker start-up, first iterator
+            pass
+        started = time.perf_counter()
+        for _ in range(args.epochs):
+            for _ in loader:
+                pass
+        rates[name] = args.epochs * len(datamodule.train_set) / (time.perf_counter() - started)
+    print(f"\ndata path alone ({args.model}'s batch size {datamodule.batch_size}, no network): mnist-pl "
+          f"{rates['mnist-pl']:,.0f} img/s, torchvision {rates['torchvision']:,.0f} img/s, "
+          f"{rates['mnist-pl'] / rates['torchvision']:.1f}x")
 
 
 if __name__ == "__main__":
