@@ -181,11 +181,10 @@ def _hand_written_steps(args, model, device):
     hp = model.hparams
     autocast = lambda: _autocast(device, args.precision)  # noqa: E731
     if isinstance(model, GAN):
-        gen, disc = model.generator.to(device).train(), model.discriminator.to(device).train()
-        ema = model.generator_ema.to(device)
+        model.to(device)
+        gen, disc = model.generator.train(), model.discriminator.train()
         opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
         opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
-        ema_steps = torch.zeros((), dtype=torch.long, device=device)
 
         def step(real, real_labels):
             n = real.shape[0]
@@ -206,12 +205,7 @@ def _hand_written_steps(args, model, device):
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
-            with torch.no_grad():  # the moving average of the generator's weights, kept on the device
-                step_count = ema_steps.float()
-                weight = 1 - ((1 + step_count) / (10 + step_count)).clamp(max=hp.ema_decay)
-                for averaged, live in zip(ema.state_dict().values(), gen.state_dict().values()):
-                    averaged.lerp_(live, weight) if averaged.is_floating_point() else averaged.copy_(live)
-                ema_steps.add_(1)
+            model.update_ema()  # the moving average of the generator's weights: plain torch, no Lightning
         return step, None
 
     net = model.net.to(device).train()

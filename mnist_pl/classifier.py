@@ -114,15 +114,19 @@ class ImageClassifier(L.LightningModule):
             self.log("train/loss_step", loss)
         return loss
 
+    def _train_means(self) -> torch.Tensor:
+        """The epoch's mean training loss and accuracy so far, on the device."""
+        return self._train_sums / max(self._train_images, 1)
+
     def on_train_epoch_end(self) -> None:
-        loss, accuracy = (self._train_sums / max(self._train_images, 1)).unbind()
+        loss, accuracy = self._train_means().unbind()
         self.log_dict({"train/loss_epoch": loss, "train/acc": accuracy}, sync_dist=True)
 
     def running_metrics(self) -> dict[str, float]:
         """The epoch's mean training loss and accuracy so far, for the progress bar."""
         if not self._train_images:
             return {}
-        loss, accuracy = (self._train_sums / self._train_images).tolist()
+        loss, accuracy = self._train_means().tolist()
         return {"loss": loss, "acc": accuracy}
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str,
