@@ -18,13 +18,13 @@ from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminato
 from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
 from .predict import Prediction, predict_files, preprocess, to_mnist_style
 from .quality import Evaluator, sample_quality
-from .training import build_trainer, train
+from .training import build_trainer, keep_freed_memory, train
 
 __all__ = [
     "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DCGANDiscriminator", "DCGANGenerator",
     "DataNotFoundError", "DenseClassifier", "Discriminator", "Evaluation", "Evaluator", "GAN", "Generator",
     "ImageClassifier", "MLP", "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer",
-    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "load_classifier",
+    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "keep_freed_memory", "load_classifier",
     "load_config", "load_gan", "load_model", "misclassified_figure", "predict_files", "predictions_figure",
     "preprocess", "read_idx", "sample_quality", "save_figure", "summarize", "to_mnist_style", "train",
     "write_evaluation",

@@ -67,8 +67,9 @@ def _train(args: argparse.Namespace) -> int:
 
     from .checkpoints import run_dir_of
     from .config import load_config, parse_set
-    from .training import format_results, train
+    from .training import format_results, keep_freed_memory, train
 
+    keep_freed_memory()  # before the data and the networks take their memory
     overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
                                  if getattr(args, flag) is not None}
     if args.fast_dev_run:
