@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import lightning as L
+import pytest
 import torch
 
-from mnist_pl import CNNClassifier, DenseClassifier, MNISTDataModule
+from mnist_pl import CNNClassifier, DenseClassifier, GAN, MNISTDataModule
 from mnist_pl.cli import main
 from mnist_pl.training import ProgressBar, compile_model
 
@@ -67,19 +68,85 @@ def test_epoch_loss_is_the_mean_over_the_epochs_images(idx_dir):
     assert 0 <= float(trainer.callback_metrics["train/acc"]) <= 1
 
 
-def test_step_losses_are_logged_every_log_every_n_steps(idx_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["dense", "gan"])
+def test_step_losses_are_logged_every_log_every_n_steps(kind, idx_dir, tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
-    model = DenseClassifier(hidden_sizes=[8])
+    if kind == "gan":  # manual optimisation counts its steps differently: the same rule must hold
+        model, normalize, tags = GAN(arch="fc", latent_dim=8, generator_hidden=[16], discriminator_hidden=[16],
+                                     num_samples=4), "symmetric", ["train/loss_d_step", "train/loss_g_step"]
+    else:
+        model, normalize, tags = DenseClassifier(hidden_sizes=[8]), "standard", ["train/loss_step"]
     trainer = L.Trainer(max_epochs=2, limit_val_batches=0, accelerator="cpu", log_every_n_steps=2,
                         logger=CSVLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False)
-    datamodule = MNISTDataModule(data_dir=str(idx_dir), batch_size=32)
+    datamodule = MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize=normalize)
     trainer.fit(model, datamodule=datamodule)
-    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    steps = [int(row.split(",")[header.index("step")]) for row in rows[1:]
-             if row.split(",")[header.index("train/loss_step")]]
-    assert steps == [step for step in range(trainer.global_step) if (step + 1) % 2 == 0]
+    rows = [row.split(",") for row in (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()]
+    header = rows[0]
+    for tag in tags:
+        steps = [int(row[header.index("step")]) for row in rows[1:] if row[header.index(tag)]]
+        assert steps == [step for step in range(trainer.global_step) if (step + 1) % 2 == 0], tag
+    epoch_rows = [row for row in rows[1:] if row[header.index(tags[0].replace("_step", "_epoch"))]]
+    assert len(epoch_rows) == 2  # one mean per epoch
+
+
+def test_gan_epoch_means_are_the_mean_over_the_epochs_images(idx_dir):
+    class Recorder(L.Callback):
+        def __init__(self):
+            self.sums, self.images = torch.zeros(4), 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            # the module's own last losses and the sums it has kept so far
+            self.images += len(batch[0])
+            self.last = pl_module._last_losses.clone()
+
+    model = GAN(arch="fc", latent_dim=8, generator_hidden=[16], discriminator_hidden=[16], num_samples=4)
+    recorder = Recorder()
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", logger=False, callbacks=[recorder],
+                        enable_checkpointing=False, enable_progress_bar=False)
+    datamodule = MNISTDataModule(data_dir=str(idx_dir), batch_size=48, normalize="symmetric")
+    trainer.fit(model, datamodule=datamodule)
+    assert model._train_images == recorder.images == len(datamodule.train_set)
+    metrics = trainer.callback_metrics
+    for tag in ("train/loss_d_epoch", "train/loss_g_epoch", "train/d_real", "train/d_fake"):
+        assert tag in metrics and torch.isfinite(metrics[tag])
+    assert 0 < float(metrics["train/d_real"]) < 1 and 0 < float(metrics["train/d_fake"]) < 1
+    assert model.running_metrics() == pytest.approx(dict(zip(("loss_d", "loss_g"), recorder.last.tolist())))
+
+
+def test_adam_steps_are_fused_kernels():
+    from mnist_pl.optim import build_optimizer
+
+    net = torch.nn.Linear(4, 2)
+    for name in ("adam", "adamw"):
+        assert build_optimizer(name, net.parameters(), 1e-3).param_groups[0]["fused"] is True
+    assert not build_optimizer("rmsprop", net.parameters(), 1e-3).param_groups[0].get("fused")
+
+
+def test_keep_freed_memory_sets_glibc_malloc(monkeypatch):
+    import ctypes
+    import platform
+
+    from mnist_pl import training
+
+    calls = []
+
+    class FakeLibc:
+        def __init__(self, name):
+            assert name == "libc.so.6"
+
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", FakeLibc)
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.36"))
+    assert training.keep_freed_memory() is True
+    assert calls == [(-3, 32 * 2**20), (-1, 2**30)]  # M_MMAP_THRESHOLD, then M_TRIM_THRESHOLD
+    calls.clear()
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))  # macOS, Windows, musl
+    assert training.keep_freed_memory() is False and calls == []
 
 
 def test_trainer_without_progress_bar(idx_dir):
