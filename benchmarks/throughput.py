@@ -13,10 +13,12 @@ timed epochs:
                DataLoader with worker processes, then the same loop as `bare`.
 
 Each path runs in its own process, so that peak memory is its own, and the three processes take
-turns epoch by epoch (A B C, B C A, ...): a slow spell of a shared machine then falls on every
-path alike instead of on whichever ran at the time. An epoch is timed from its start to the
-point where the next one would start, so the cost of an epoch boundary is in the figures; the
-boundary itself (last step of one epoch to the first batch of the next) is reported too.
+turns in slices of about a second (A B C, B C A, ...; a slice always ends at an epoch start),
+their clocks stopped while they wait: a slow spell of a shared machine then falls on every path
+alike instead of on whichever ran at the time. Every path's training runs on the same CPU(s).
+An epoch is timed from its start to the point where the next one would start, so the cost of an
+epoch boundary is in the figures; the boundary itself (last step of one epoch to the first batch
+of the next) is reported too.
 Last, the two data paths run alone, without a network, to show what feeding costs.
 
     python benchmarks/throughput.py --data-dir ../shared/data/mnist-subset
@@ -41,6 +43,9 @@ import time
 from pathlib import Path
 
 PATHS = ("mnist-pl", "bare", "torchvision")
+# timed epochs unless --epochs says otherwise: the dense network's take under a second here,
+# too few samples for a median at 3
+TIMED_EPOCHS = {"dense": 10, "cnn": 3, "gan": 3}
 
 
 # ------------------------------------------------------------------------ one path, one process
@@ -91,7 +96,7 @@ def run_mnist_pl(args) -> tuple[EpochTimer, int]:
     from mnist_pl.training import build_trainer, compile_model
 
     config, model, datamodule = _setup(args)
-    timer = EpochTimer(args.turn_fds, _device(args.accelerator))
+    timer = EpochTimer(args.turn_fds, _device(args.accelerator), args.slice_seconds)
 
     class EpochClock(L.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
@@ -100,6 +105,8 @@ def run_mnist_pl(args) -> tuple[EpochTimer, int]:
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if batch_idx == 0:
                 timer.first_batch()
+            else:
+                timer.batch_start()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if batch_idx + 1 == trainer.num_training_batches:
@@ -127,46 +134,67 @@ def _sync(device) -> None:
 
 
 class EpochTimer:
-    """Times a worker's epochs and epoch boundaries, and takes turns with the other paths' workers.
+    """Times a worker's epochs and epoch boundaries, taking turns with the other paths' workers.
 
-    At each epoch start the worker reports (to the driver) that its previous epoch or its setup
-    is over, and waits for its turn; after the last epoch it reports once more and exits. An
-    epoch boundary is the time from an epoch's last step to the next epoch's first batch, less
-    the wait for the turn: checkpoints, logging, a new shuffle, a new loader iterator.
+    A worker trains for a slice (about `slice_s` seconds, and always to the next epoch start),
+    reports to the driver and waits for its next turn; its clock stops while it waits, so an
+    epoch's time is the sum of its slices. Slices much shorter than an epoch spread a slow spell
+    of a shared machine over every path alike. When the last epoch is over it reports "f"inished.
+    An epoch boundary is the time from an epoch's last step to the next epoch's first batch,
+    less the wait: checkpoints, logging, a new shuffle, a new loader iterator.
     """
 
-    def __init__(self, turn_fds: str, device):
+    def __init__(self, turn_fds: str, device, slice_s: float):
         self.go, self.done = map(int, turn_fds.split(","))
-        self.device = device
-        self.seconds: list[float] = []
+        self.device, self.slice_s = device, slice_s
+        self.seconds: list[float] = []  # of each finished epoch
         self.boundaries: list[float] = []
-        self._started = self._last_step_done = None
+        self._epoch: float | None = None  # the running epoch's seconds so far (None: setup)
+        self._resumed = self._last_step_done = 0.0
         self._boundary_before_wait = 0.0
 
-    def _stop(self) -> None:
-        if self._started is not None:
-            _sync(self.device)
-            now = time.perf_counter()
-            self.seconds.append(now - self._started)
+    def _pause(self) -> float:
+        _sync(self.device)
+        now = time.perf_counter()
+        if self._epoch is not None:
+            self._epoch += now - self._resumed
+        return now
+
+    def _take_turns(self, report: bytes = b"r") -> None:
+        os.write(self.done, report)
+        if report == b"r":
+            os.read(self.go, 1)
+            self._resumed = time.perf_counter()
+
+    def _end_epoch(self) -> None:
+        now = self._pause()
+        if self._epoch is not None:
+            self.seconds.append(self._epoch)
             self._boundary_before_wait = now - self._last_step_done
-        os.write(self.done, b"r")
 
     def epoch_start(self) -> None:
-        self._stop()
-        os.read(self.go, 1)
-        self._started = time.perf_counter()
+        self._end_epoch()
+        self._take_turns()
+        self._epoch = 0.0
 
     def first_batch(self) -> None:
         """The epoch's first batch is ready to train on."""
         if self.seconds:
-            self.boundaries.append(self._boundary_before_wait + time.perf_counter() - self._started)
+            self.boundaries.append(self._boundary_before_wait + time.perf_counter() - self._resumed)
+
+    def batch_start(self) -> None:
+        """Before a batch other than an epoch's first: hand over the turn once the slice is up."""
+        if time.perf_counter() - self._resumed >= self.slice_s:
+            self._pause()
+            self._take_turns()
 
     def last_step_done(self) -> None:
         _sync(self.device)
         self._last_step_done = time.perf_counter()
 
     def finish(self) -> None:
-        self._stop()
+        self._end_epoch()
+        self._take_turns(b"f")
 
 
 def _hand_written_steps(args, model, device):
@@ -185,6 +213,7 @@ def _hand_written_steps(args, model, device):
         gen, disc = model.generator.train(), model.discriminator.train()
         opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
         opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
+        totals = torch.zeros(4, device=device)
 
         def step(real, real_labels):
             n = real.shape[0]
@@ -199,13 +228,17 @@ def _hand_written_steps(args, model, device):
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
+            disc.requires_grad_(False)  # the generator's step needs no gradients of D's weights
             with autocast():
                 logits_gen = disc(fake, fake_labels)
                 loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
+            disc.requires_grad_(True)
             model.update_ema()  # the moving average of the generator's weights: plain torch, no Lightning
+            with torch.no_grad():  # the epoch's sums of the figures mnist-pl reports, as for classifiers
+                totals.add_(torch.stack([loss_d, loss_g, logits_real.sigmoid().mean(), logits_fake.sigmoid().mean()]) * n)
         return step, None
 
     net = model.net.to(device).train()
@@ -230,12 +263,14 @@ def _hand_written_steps(args, model, device):
 
 
 def _timed_epochs(args, step, scheduler, epoch_batches, device) -> EpochTimer:
-    timer = EpochTimer(args.turn_fds, device)
+    timer = EpochTimer(args.turn_fds, device, args.slice_seconds)
     for _ in range(args.warmup + args.epochs):
         timer.epoch_start()
         for index, (images, labels) in enumerate(epoch_batches()):
             if index == 0:
                 timer.first_batch()
+            else:
+                timer.batch_start()
             step(images, labels)
         timer.last_step_done()
         if scheduler is not None and scheduler["interval"] == "epoch":
@@ -310,7 +345,30 @@ def _torchvision_loader(args, datamodule, device):
     shutil.rmtree(root, ignore_errors=True)  # the data set holds its tensors in memory now
     return torch.utils.data.DataLoader(
         dataset, batch_size=datamodule.batch_size, shuffle=True, num_workers=args.workers,
-        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
+        worker_init_fn=_unpin if ALL_CPUS else None)
+
+
+# the CPUs this benchmark may use, read before any pinning
+ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def _training_cpus() -> set[int] | None:
+    """The CPUs every path's training process runs on (the first torch.get_num_threads()).
+
+    On this project's shared 2-core machine one core is measurably slower than the other (about
+    2.5%), and a process that happened to stay on it moved the ratios by as much as the overhead
+    being measured. With OMP_NUM_THREADS=1 the training gets one core; the torchvision path's
+    worker processes may run anywhere, as they would for a user.
+    """
+    import torch
+
+    return set(ALL_CPUS[:torch.get_num_threads()]) if ALL_CPUS else None  # None: no pinning here
+
+
+def _unpin(worker_id: int) -> None:
+    """worker_init_fn: a DataLoader worker inherits its parent's pinning; undo it."""
+    os.sched_setaffinity(0, ALL_CPUS)
 
 
 def _write_idx(path: Path, tensor) -> None:
@@ -318,9 +376,20 @@ def _write_idx(path: Path, tensor) -> None:
     path.write_bytes(header + tensor.contiguous().numpy().tobytes())
 
 
+def _set_malloc(args) -> bool:
+    """Every path (and the torchvision workers, forked from it) gets the malloc train.py sets."""
+    from mnist_pl.training import keep_freed_memory
+
+    return not args.default_malloc and keep_freed_memory()
+
+
 def worker(args) -> None:
     import torch
 
+    cpus = _training_cpus()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    _set_malloc(args)
     torch.manual_seed(0)
     timer, n_images = run_mnist_pl(args) if args.path == "mnist-pl" else run_loop(args)
     device = _device(args.accelerator)
@@ -337,7 +406,7 @@ def worker(args) -> None:
 
 
 def measure(args, model: str) -> dict[str, dict]:
-    """Run the three paths of `model` in their own processes, their epochs taking turns."""
+    """Run the three paths of `model` in their own processes, taking turns slice by slice."""
     workers, logs = {}, {}
     try:
         for path in PATHS:
@@ -352,18 +421,26 @@ def measure(args, model: str) -> dict[str, dict]:
             os.close(done_write)
             workers[path] = (proc, go_write, done_read)
 
-        def wait_done(path: str) -> None:
-            if os.read(workers[path][2], 1) != b"r":  # end of file: the worker died
+        def turn(path: str) -> bytes:
+            os.write(workers[path][1], b"g")
+            return wait_done(path)
+
+        def wait_done(path: str) -> bytes:
+            report = os.read(workers[path][2], 1)
+            if report not in (b"r", b"f"):  # end of file: the worker died
                 workers[path][0].wait()
                 logs[path][1].seek(0)
                 raise SystemExit(f"{model}/{path} failed:\n{logs[path][1].read()[-3000:]}")
+            return report
 
         for path in PATHS:  # the setups run side by side, untimed
             wait_done(path)
-        for turn in range(args.warmup + args.epochs):
-            for path in PATHS[turn % 3:] + PATHS[:turn % 3]:
-                os.write(workers[path][1], b"g")
-                wait_done(path)
+        training, rounds = list(PATHS), 0
+        while training:  # a slice each, who goes first rotating round by round
+            for path in training[rounds % len(training):] + training[:rounds % len(training)]:
+                if turn(path) == b"f":
+                    training.remove(path)
+            rounds += 1
         results = {}
         for path in PATHS:
             workers[path][0].wait()
@@ -387,19 +464,25 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data/mnist-subset", help="folder with the IDX files")
     parser.add_argument("--dataset", default="mnist", help="normalisation statistics to use")
-    parser.add_argument("--models", nargs="+", default=["dense", "cnn", "gan"])
+    parser.add_argument("--models", nargs="+", default=list(TIMED_EPOCHS), choices=list(TIMED_EPOCHS))
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the model's config")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (the median is reported)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"timed epochs, the median reported (default: {TIMED_EPOCHS})")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
+    parser.add_argument("--slice-seconds", type=float, default=0.5,
+                        help="the paths take turns in slices of about this long")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="torchvision DataLoader workers")
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (mnist-pl path)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is, for every path, instead of setting it as train.py does")
     parser.add_argument("--worker", choices=PATHS, dest="path", help=argparse.SUPPRESS)
     parser.add_argument("--turn-fds", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
         args.model = args.models[0]
+        args.epochs = args.epochs or TIMED_EPOCHS[args.model]
         return worker(args)
     args.passthrough = [a for a in sys.argv[1:] if a not in args.models and a != "--models"]
 
@@ -407,8 +490,13 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__}, " + (torch.cuda.get_device_name() if _device(args.accelerator).type == "cuda" else "CPU"))
-    print(f"data: {args.data_dir}; precision {args.precision}; {args.warmup} warm-up + {args.epochs} "
-          f"timed epochs each (median), paths taking turns by epoch; torchvision workers: {args.workers}\n")
+    print(f"data: {args.data_dir}; precision {args.precision}; {args.warmup} warm-up + "
+          f"{args.epochs or TIMED_EPOCHS} timed epochs each (median), paths taking turns every {args.slice_seconds:g} s; torchvision workers: {args.workers}")
+    cpus = _training_cpus()
+    print(f"every path trains on CPU {','.join(map(str, sorted(cpus)))}; torchvision's workers on any"
+          if cpus else "no CPU pinning on this system")
+    print("malloc: " + ("keeps freed memory (keep_freed_memory(), as train.py)" if _set_malloc(args)
+                        else "the C library's default") + " in every path\n")
     header = f"{'model':<6} {'mnist-pl img/s':>15} {'bare img/s':>11} {'torchvision img/s':>18} " \
              f"{'pl/bare':>8} {'pl/tv':>6} {'peak MiB (pl/bare/tv)':>22} {'boundary ms (pl/bare/tv)':>25}"
     print(header)
@@ -440,10 +528,11 @@ def data_path_only(args) -> None:
         for _ in loader:  # warm-up: worker start-up, first iterator
             pass
         started = time.perf_counter()
-        for _ in range(args.epochs):
+        epochs = args.epochs or TIMED_EPOCHS[args.model]
+        for _ in range(epochs):
             for _ in loader:
                 pass
-        rates[name] = args.epochs * len(datamodule.train_set) / (time.perf_counter() - started)
+        rates[name] = epochs * len(datamodule.train_set) / (time.perf_counter() - started)
     print(f"\ndata path alone ({args.model}'s batch size {datamodule.batch_size}, no network): mnist-pl "
           f"{rates['mnist-pl']:,.0f} img/s, torchvision {rates['torchvision']:,.0f} img/s, "
           f"{rates['mnist-pl'] / rates['torchvision']:.1f}x")
