@@ -13,7 +13,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from .nets import MLP, ConvNet
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, can_fuse
 
 
 def random_affine(images: torch.Tensor, degrees: float = 5.0, translate: float = 0.1,
@@ -200,7 +200,8 @@ class ImageClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, hp.momentum)
+        optimizer = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, hp.momentum,
+                                    fused=can_fuse(self.trainer))
         total_steps = self._total_steps() if hp.scheduler in ("cosine", "onecycle") else 0
         scheduler = build_scheduler(hp.scheduler, optimizer, total_steps, hp.step_size, hp.gamma)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}

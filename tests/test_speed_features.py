@@ -123,6 +123,17 @@ def test_adam_steps_are_fused_kernels():
     assert not build_optimizer("rmsprop", net.parameters(), 1e-3).param_groups[0].get("fused")
 
 
+@pytest.mark.parametrize("precision, clip, fused", [("32-true", 1.0, True), ("bf16-mixed", None, True),
+                                                   ("bf16-mixed", 1.0, False)])
+def test_training_fuses_adam_unless_mixed_precision_clips(precision, clip, fused, idx_dir):
+    # Lightning refuses to clip gradients under mixed precision that a fused optimiser unscales
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", precision=precision, gradient_clip_val=clip,
+                        logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
+    assert trainer.optimizers[0].param_groups[0]["fused"] is fused
+
+
 def test_keep_freed_memory_sets_glibc_malloc(monkeypatch):
     import ctypes
     import platform
