@@ -13,7 +13,7 @@ timed epochs:
                DataLoader with worker processes, then the same loop as `bare`.
 
 Each path runs in its own process, so that peak memory is its own, and the three processes take
-turns in slices of about a second (A B C, B C A, ...; a slice always ends at an epoch start),
+turns in slices of about half a second (A B C, B C A, ...; a slice also ends at each epoch start),
 their clocks stopped while they wait: a slow spell of a shared machine then falls on every path
 alike instead of on whichever ran at the time. Every path's training runs on the same CPU(s).
 An epoch is timed from its start to the point where the next one would start, so the cost of an
