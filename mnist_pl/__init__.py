@@ -24,9 +24,9 @@ __all__ = [
     "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DCGANDiscriminator", "DCGANGenerator",
     "DataNotFoundError", "DenseClassifier", "Discriminator", "Evaluation", "Evaluator", "GAN", "Generator",
     "ImageClassifier", "MLP", "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer",
-    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "keep_freed_memory", "load_classifier",
-    "load_config", "load_gan", "load_model", "misclassified_figure", "predict_files", "predictions_figure",
-    "preprocess", "read_idx", "sample_quality", "save_figure", "summarize", "to_mnist_style", "train",
-    "write_evaluation",
+    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "keep_freed_memory",
+    "load_classifier", "load_config", "load_gan", "load_model", "misclassified_figure", "predict_files",
+    "predictions_figure", "preprocess", "read_idx", "sample_quality", "save_figure", "summarize",
+    "to_mnist_style", "train", "write_evaluation",
 ]
 __version__ = "0.1.0"

@@ -185,7 +185,7 @@ class InMemoryImages(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices, device=self.labels.device)
-        # index_select, not images[index]: on a CPU it cuts a batch of 256 in 4 us instead of 100
+        # index_select, not images[index]: on a CPU it cuts a batch of 256 in 4 us instead of 55-100
         return self._normalise(self.images.index_select(0, index)), self.labels.index_select(0, index)
 
 

@@ -34,8 +34,8 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
         extra["momentum"] = momentum
     if name in ("adam", "adamw"):
         extra["betas"] = tuple(betas)
-        # one fused kernel per tensor instead of a dozen ops each: the dense network's Adam step
-        # took 1.3 ms instead of 2.6 (of a 24 ms training step) on one core of this project's CPU
+        # one fused kernel per tensor instead of a dozen ops each: an Adam step over the dense
+        # network's weights takes 0.36 ms instead of 3.2 on this project's CPU (README, Speed)
         extra["fused"] = fused and all(p.device.type in ("cpu", "cuda") for p in params)
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **extra)
 

@@ -77,7 +77,7 @@ def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back.
 
     By default glibc returns large freed blocks to the kernel and the next step's tensors of the
-    same size fault every page back in: on this project's 2-core CPU a CNN step spent 10-30% of
+    same size fault every page back in: on this project's 2-core CPU a CNN step spent 10-25% of
     its time in page faults, a different share in each process. Kept, they cost no memory beyond
     the training's own peak. Process-wide, so train.py calls it (call it yourself in your own
     scripts); returns False, changing nothing, where the C library is not glibc (macOS, Windows).
@@ -86,7 +86,7 @@ def keep_freed_memory() -> bool:
         return False
     libc = ctypes.CDLL("libc.so.6")
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    # blocks below 32 MB (glibc's largest mmap threshold) from the heap, and the heap never trimmed
+    # blocks below 32 MB (glibc's largest mmap threshold) from the heap; no trimming below 1 GB free
     return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
 
 
