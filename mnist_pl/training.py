@@ -146,13 +146,6 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
         # each of the GAN's two steps leaves the other network's weights without gradients,
         # which plain DDP takes for a bug; this variant expects it
         trainer_args["strategy"] = f"{strategy}_find_unused_parameters_true"
-    if isinstance(model, ImageClassifier):
-        checkpoint = ModelCheckpoint(monitor="val/acc", mode="max", save_last=True, enable_version_counter=False,
-                                     filename="epoch{epoch:03d}-val_acc{val/acc:.4f}",
-                                     auto_insert_metric_name=False)
-    else:
-        checkpoint = ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                                     enable_version_counter=False)
     callbacks: list[L.Callback] = [RandomState()]
     if trainer_args.get("enable_progress_bar", True):
         callbacks.append(ProgressBar(refresh_rate=10))
@@ -160,7 +153,13 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
         # a smoke test saves nothing (Lightning would still write last.ckpt into the cwd)
         trainer_args["enable_checkpointing"] = False
     if trainer_args.get("enable_checkpointing", True):
-        callbacks.append(checkpoint)
+        if isinstance(model, ImageClassifier):
+            callbacks.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True,
+                                             enable_version_counter=False, auto_insert_metric_name=False,
+                                             filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"))
+        else:
+            callbacks.append(ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}",
+                                             auto_insert_metric_name=False, enable_version_counter=False))
         if checkpoint_every_n_steps:
             callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
     if logger and isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
