@@ -495,7 +495,8 @@ def main() -> None:
     cpus = _training_cpus()
     print(f"every path trains on CPU {','.join(map(str, sorted(cpus)))}; torchvision's workers on any"
           if cpus else "no CPU pinning on this system")
-    print("malloc: " + ("keeps freed memory (keep_freed_memory(), as train.py)" if _set_malloc(args)
+    malloc_kept = _set_malloc(args)  # here too: the data paths run alone in this process at the end
+    print("malloc: " + ("keeps freed memory (keep_freed_memory(), as train.py)" if malloc_kept
                         else "the C library's default") + " in every path\n")
     header = f"{'model':<6} {'mnist-pl img/s':>15} {'bare img/s':>11} {'torchvision img/s':>18} " \
              f"{'pl/bare':>8} {'pl/tv':>6} {'peak MiB (pl/bare/tv)':>22} {'boundary ms (pl/bare/tv)':>25}"
