@@ -19,11 +19,11 @@ WORKDIR /app
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" \
         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 
-# an editable install, as in the README, so that configs/ beside the package is found
+# a regular install: the shipped configs are package data in mnist_pl/configs (the top-level
+# `configs` of the repository is a symlink to them, so it need not be copied)
 COPY pyproject.toml README.md train.py ./
 COPY mnist_pl ./mnist_pl
-COPY configs ./configs
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir .
 
 # MNIST is downloaded into /app/data on first use; mount volumes to keep data and runs:
 #   docker run -v "$PWD/data:/app/data" -v "$PWD/runs:/app/runs" mnist-pl

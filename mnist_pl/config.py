@@ -22,7 +22,9 @@ from .errors import UserError
 from .gan import GAN
 
 MODELS: dict[str, type[L.LightningModule]] = {"dense": DenseClassifier, "cnn": CNNClassifier, "gan": GAN}
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# inside the package, so that an installed wheel has them too (`configs/` at the top of the
+# repository is a symlink to this folder)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # keys outside the sections: what train() itself does (see training.py)
 TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
              "checkpoint_every_n_steps": 0}
@@ -82,6 +84,16 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def _how_to_get_a_config(model: str) -> str:
+    """The fix for a missing config file: the shipped one, if this install has it."""
+    shipped = default_config_path(model)
+    if shipped.is_file():
+        return (f"leave out --config to use the shipped {shipped}, or copy it and pass "
+                f"--config YOUR_COPY.yaml.")
+    return (f"this installation of mnist-pl lacks its shipped configs ({CONFIG_DIR} is missing); "
+            "reinstall mnist-pl (pip install . in its source folder), or pass --config with a YAML file.")
+
+
 def load_config(model: str, path: str | Path | None = None,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full, validated config for `model`: code defaults, then the YAML file (default
@@ -93,8 +105,7 @@ def load_config(model: str, path: str | Path | None = None,
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist; pass --config with an existing "
-                        f"YAML file, such as {default_config_path(model)}.") from None
+        raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model)}") from None
     except (OSError, yaml.YAMLError) as err:
         raise UserError(f"config file {path} cannot be read as YAML: {err}".splitlines()[0]) from None
     if not isinstance(loaded, dict):

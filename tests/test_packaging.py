@@ -1,0 +1,55 @@
+"""Packaging: the wheel carries the shipped configs, and a missing config says how to get one."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mnist_pl import UserError, load_config
+from mnist_pl import config as config_module
+
+ROOT = Path(__file__).resolve().parent.parent
+# what a wheel is built from; build outputs and run folders of the working copy stay behind
+LEFT_OUT = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "runs", "data",
+                                  ".venv", ".pytest_cache", "lightning_logs")
+
+
+def test_top_level_configs_are_the_package_configs():
+    """One set of files: the folder users read is the one the package loads."""
+    assert (ROOT / "configs").resolve() == config_module.CONFIG_DIR.resolve()
+    assert config_module.CONFIG_DIR.parent == Path(config_module.__file__).resolve().parent
+
+
+def test_wheel_holds_the_configs(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=LEFT_OUT)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(tmp_path / "wheels"), str(source)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [wheel] = (tmp_path / "wheels").glob("mnist_pl-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {Path(name).name: archive.read(name) for name in archive.namelist()
+                  if name.startswith("mnist_pl/configs/")}
+    shipped = {path.name: path.read_bytes() for path in (ROOT / "configs").glob("*.yaml")}
+    assert set(shipped) == {"dense.yaml", "cnn.yaml", "gan.yaml"}
+    assert packed == shipped
+
+
+def test_missing_config_names_a_file_that_exists(tmp_path):
+    with pytest.raises(UserError, match="does not exist") as caught:
+        load_config("cnn", tmp_path / "nope.yaml")
+    suggested = re.search(r"(/\S+/cnn\.yaml)", str(caught.value)).group(1)
+    assert Path(suggested).is_file()
+
+
+def test_install_without_configs_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(config_module, "CONFIG_DIR", tmp_path / "configs")
+    with pytest.raises(UserError, match=r"lacks its shipped configs.*reinstall mnist-pl"):
+        load_config("cnn")
