@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import platform
 import time
 import warnings
@@ -90,6 +91,22 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "Tip: ... try installing litlogger / litmodels" lines, which advertise a
+    cloud service to every run; its other lines (which accelerator, the model summary) pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("Tip:" in message and ("litlogger" in message or "litmodels" in message))
+
+
+def hide_lightning_adverts() -> None:
+    """Silence the advertisements of the Lightning Trainer's rank-zero logger (idempotent)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in log.filters):
+        log.addFilter(_NoAdverts())
+
+
 def check_accelerator(accelerator: str) -> None:
     """Fail early, in one line, when a GPU is asked for on a machine without one."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -141,6 +158,7 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
     those callbacks.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
+    hide_lightning_adverts()
     strategy = trainer_args.get("strategy")
     if isinstance(model, GAN) and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
         # each of the GAN's two steps leaves the other network's weights without gradients,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from PIL import Image
 
 from mnist_pl import MODELS, load_config
 from mnist_pl.cli import main
+
+from conftest import ROOT
+
+# graphviz's `dot` is a system program that pip cannot install: without it these tests skip
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's `dot` program is not installed "
+                               "(sudo apt-get install graphviz, or brew install graphviz)")
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -43,6 +54,7 @@ def test_summary_bad_key_exits_2(capsys):
     assert "unknown config key 'model.chanels'" in capsys.readouterr().err
 
 
+@needs_dot
 def test_cnn_graph_png(tmp_path, capsys):
     out = tmp_path / "cnn.png"
     assert main(["graph", "--model", "cnn", "--out", str(out)]) == 0
@@ -51,6 +63,7 @@ def test_cnn_graph_png(tmp_path, capsys):
         assert picture.height > 2 * picture.width > 400  # one layer below the other
 
 
+@needs_dot
 def test_gan_graph_svg_has_both_halves_and_shapes(tmp_path):
     out = tmp_path / "gan.svg"
     assert main(["graph", "--model", "gan", "--out", str(out)]) == 0
@@ -68,3 +81,16 @@ def test_graph_without_graphviz_says_how_to_install(tmp_path, monkeypatch, capsy
 def test_graph_unknown_format_exits_2(tmp_path, capsys):
     assert main(["graph", "--model", "dense", "--out", str(tmp_path / "dense.gif")]) == 2
     assert "end the name in .png, .svg, .pdf" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_graph_tests_skip_with_the_reason_where_dot_is_absent(tmp_path):
+    """On a machine without graphviz the suite passes: the drawing tests skip and say why."""
+    env = {**os.environ, "PATH": str(tmp_path)}  # an empty folder: no `dot`
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           f"{__file__}::test_cnn_graph_png", f"{__file__}::test_gan_graph_svg_has_both_halves_and_shapes",
+                           f"{__file__}::test_graph_without_graphviz_says_how_to_install"],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed, 2 skipped" in proc.stdout
+    assert proc.stdout.count("graphviz's `dot` program is not installed") == 2

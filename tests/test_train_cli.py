@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,12 @@ def test_hyperparameters_reach_tensorboard(idx_dir, tmp_path, capsys):
     content = multiplexer.PluginRunToTagToContent("hparams")["run"]
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert session.session_start_info.hparams["hidden_sizes"].string_value == "[32]"
+
+
+def test_run_prints_no_lightning_advert_but_keeps_its_useful_lines(idx_dir, tmp_path, capfd, caplog):
+    caplog.set_level(logging.INFO)  # under pytest, Lightning's lines go to its log capture
+    assert main(["train", "--model", "dense", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
+                 "--fast-dev-run", "--accelerator", "cpu", *SMALL_MODELS["dense"]]) == 0
+    out = "".join(capfd.readouterr()) + caplog.text
+    assert "GPU available:" in out  # which accelerator Lightning chose stays
+    assert "litlogger" not in out and "litmodels" not in out and "Tip:" not in out
