@@ -3,30 +3,66 @@
     from mnist_pl import MNISTDataModule, CNNClassifier
     trainer = lightning.Trainer(max_epochs=2)
     trainer.fit(CNNClassifier(), datamodule=MNISTDataModule(data_dir="data"))
+
+The names below are imported on first use (module `__getattr__`), so that `import mnist_pl`
+and the command line's `--help` do not wait for torch and Lightning to load.
 """
 
-from .architecture import draw_graph, summarize
-from .checkpoints import datamodule_for, load_classifier, load_model
-from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
-from .config import MODELS, load_config
-from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
-from .errors import UserError
-from .evaluation import Evaluation, evaluate, write_evaluation
-from .gan import GAN
-from .generate import load_gan
-from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
-from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
-from .predict import Prediction, predict_files, preprocess, to_mnist_style
-from .quality import Evaluator, sample_quality
-from .training import build_trainer, keep_freed_memory, train
+from __future__ import annotations
 
-__all__ = [
-    "CNNClassifier", "ConvNet", "CorruptDataError", "DATASETS", "DCGANDiscriminator", "DCGANGenerator",
-    "DataNotFoundError", "DenseClassifier", "Discriminator", "Evaluation", "Evaluator", "GAN", "Generator",
-    "ImageClassifier", "MLP", "MNISTDataModule", "MODELS", "Prediction", "UserError", "build_trainer",
-    "confusion_matrix_figure", "datamodule_for", "draw_graph", "evaluate", "image_grid", "keep_freed_memory",
-    "load_classifier", "load_config", "load_gan", "load_model", "misclassified_figure", "predict_files",
-    "predictions_figure", "preprocess", "read_idx", "sample_quality", "save_figure", "summarize",
-    "to_mnist_style", "train", "write_evaluation",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# each public name and the module that defines it; the TYPE_CHECKING imports below say the same
+# for type checkers and editors (tests/test_cli_shell.py keeps the two equal)
+_EXPORTS = {
+    "draw_graph": "architecture", "summarize": "architecture",
+    "datamodule_for": "checkpoints", "load_classifier": "checkpoints", "load_model": "checkpoints",
+    "CNNClassifier": "classifier", "DenseClassifier": "classifier", "ImageClassifier": "classifier",
+    "MODELS": "config", "load_config": "config",
+    "DATASETS": "data", "CorruptDataError": "data", "DataNotFoundError": "data", "MNISTDataModule": "data",
+    "read_idx": "data",
+    "UserError": "errors",
+    "Evaluation": "evaluation", "evaluate": "evaluation", "write_evaluation": "evaluation",
+    "GAN": "gan",
+    "load_gan": "generate",
+    "MLP": "nets", "ConvNet": "nets", "DCGANDiscriminator": "nets", "DCGANGenerator": "nets",
+    "Discriminator": "nets", "Generator": "nets",
+    "confusion_matrix_figure": "plots", "image_grid": "plots", "misclassified_figure": "plots",
+    "predictions_figure": "plots", "save_figure": "plots",
+    "Prediction": "predict", "predict_files": "predict", "preprocess": "predict", "to_mnist_style": "predict",
+    "Evaluator": "quality", "sample_quality": "quality",
+    "build_trainer": "training", "keep_freed_memory": "training", "train": "training",
+}
+
+if TYPE_CHECKING:
+    from .architecture import draw_graph, summarize
+    from .checkpoints import datamodule_for, load_classifier, load_model
+    from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
+    from .config import MODELS, load_config
+    from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
+    from .errors import UserError
+    from .evaluation import Evaluation, evaluate, write_evaluation
+    from .gan import GAN
+    from .generate import load_gan
+    from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
+    from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
+    from .predict import Prediction, predict_files, preprocess, to_mnist_style
+    from .quality import Evaluator, sample_quality
+    from .training import build_trainer, keep_freed_memory, train
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module the first time the name is used."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later uses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

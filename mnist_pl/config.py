@@ -16,12 +16,12 @@ from typing import Any
 import lightning as L
 import yaml
 
-from .classifier import CNNClassifier, DenseClassifier
 from .data import MNISTDataModule
 from .errors import UserError
-from .gan import GAN
+from .registry import MODEL_CLASSES, model_class
 
-MODELS: dict[str, type[L.LightningModule]] = {"dense": DenseClassifier, "cnn": CNNClassifier, "gan": GAN}
+# the model classes by name (registry.py says where each lives)
+MODELS: dict[str, type[L.LightningModule]] = {name: model_class(name) for name in MODEL_CLASSES}
 # inside the package, so that an installed wheel has them too (`configs/` at the top of the
 # repository is a symlink to this folder)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -1,0 +1,82 @@
+"""Commands that act on a trained GAN (its checkpoint): generate, score."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from .flags import Subcommands, add_checkpoint_flag, add_command
+
+
+def add_commands(sub: Subcommands) -> None:
+    p = add_command(sub, "generate", _generate, help="draw digits from a GAN checkpoint (picture, .npy or .pt)",
+                    description="Draw new digits with a trained GAN's averaged (EMA) generator. Needs only the "
+                                "checkpoint; runs on the CPU. .png/.jpg save a grid, .npy/.pt the raw images "
+                                "in [-1, 1]: [NUM, 1, 28, 28], or [NUM, STEPS, 1, 28, 28] with --interpolate.")
+    add_checkpoint_flag(p, what="a .ckpt file of `train --model gan`")
+    p.add_argument("--num", type=int, default=64, help="digits to draw (rows with --interpolate)")
+    p.add_argument("--out", default="generated.png", help="output file: .png, .jpg, .npy or .pt")
+    p.add_argument("--digit", type=int, help="conditional GAN: the digit to draw; without it, 0-9 in turn")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise: same seed, same digits")
+    p.add_argument("--interpolate", type=int, metavar="STEPS",
+                   help="instead draw NUM rows of STEPS images, each a walk between two random noise vectors")
+    p.add_argument("--no-ema", action="store_true", help="use the last generator, not its moving average")
+
+    p = add_command(sub, "score", _score, help="sample-quality numbers of a GAN, judged by a trained classifier",
+                    description="Score generated digits with a classifier checkpoint trained by mnist-pl (the "
+                                "evaluator): classifier (Inception) score, Frechet distance to real test digits, "
+                                "class fractions, and for a conditional GAN the share classified as asked. The "
+                                "first line is the noise floor: real test digits against real training digits.")
+    p.add_argument("--evaluator", required=True, help="classifier .ckpt of `train --model cnn`")
+    p.add_argument("--data-dir", required=True, help="folder with the four IDX files (real digits)")
+    add_checkpoint_flag(p, what="GAN .ckpt to score (without it, only the noise floor)", required=False)
+    p.add_argument("--num", type=int, default=1000, help="samples (and real digits) to score")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise and of the real-digit draw")
+    p.add_argument("--no-ema", action="store_true", help="score the last generator, not its moving average")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..generate import check_output, interpolation, load_gan, save_images
+
+    out = check_output(args.out)  # before the slow part
+    if args.num < 1:
+        raise UserError(f"--num must be at least 1, got {args.num}.")
+    gan = load_gan(args.checkpoint)
+    if args.digit is not None and not gan.hparams.conditional:
+        raise UserError(f"--digit {args.digit}: {args.checkpoint} is an unconditional GAN, which cannot "
+                        "draw a chosen digit; leave out --digit, or train with --set model.conditional=true.")
+    seed = torch.Generator().manual_seed(args.seed)
+    if args.interpolate is not None:
+        images = interpolation(gan, args.num, args.interpolate, args.digit, seed, not args.no_ema)
+        nrow = args.interpolate
+    else:
+        images = gan.sample(args.num, args.digit, seed, use_ema=not args.no_ema)
+        # a conditional grid without --digit gets one column per class
+        nrow = gan.hparams.num_classes if gan.hparams.conditional and args.digit is None else 8
+    save_images(images, out, nrow)
+    print(f"{out}: {len(images.reshape(-1, 28 * 28))} digits, tensor shape {list(images.shape)}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..generate import load_gan
+    from ..quality import Evaluator, noise_floor, real_images, sample_quality
+
+    gan = load_gan(args.checkpoint) if args.checkpoint else None
+    evaluator = Evaluator.from_checkpoint(args.evaluator)
+    rows = [("real test vs train", noise_floor(evaluator, args.data_dir, args.num, args.seed))]
+    if gan is not None:
+        test, _ = real_images(args.data_dir, "test", args.num, args.seed)
+        images = gan.sample(args.num, generator=torch.Generator().manual_seed(args.seed), use_ema=not args.no_ema)
+        rows.append(("generated" + (" (no EMA)" if args.no_ema else ""),
+                     sample_quality(evaluator, images, real=test, labels=gan.make_labels(args.num))))
+    print(f"{'':<20}{'score':>8}{'frechet':>9}{'min class':>11}{'accuracy':>10}  class fractions 0-9")
+    for name, q in rows:
+        accuracy = q.get("conditional_accuracy")
+        print(f"{name:<20}{q['classifier_score']:>8.3f}{q['frechet_distance']:>9.3f}{q['min_class_fraction']:>11.3f}"
+              f"{'-' if accuracy is None else f'{accuracy:.3f}':>10}  {' '.join(f'{f:.3f}' for f in q['class_fractions'])}")
+    return 0

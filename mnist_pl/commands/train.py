@@ -1,0 +1,87 @@
+"""`train`: train a model, test it and save checkpoints, a TensorBoard run and results.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .flags import Subcommands, add_command, add_model_flags
+
+# train's flags and the config key each sets (--set sets any key; it wins over these)
+FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size": "data.batch_size",
+             "lr": "model.lr", "max_epochs": "trainer.max_epochs", "accelerator": "trainer.accelerator",
+             "devices": "trainer.devices", "precision": "trainer.precision", "seed": "seed",
+             "logdir": "logdir", "compile": "compile", "profile": "profile",
+             "strategy": "trainer.strategy", "num_nodes": "trainer.num_nodes",
+             "deterministic": "trainer.deterministic"}
+
+
+def add_commands(sub: Subcommands) -> None:
+    p = add_command(sub, "train", _train, help="train a model, test it and save checkpoints and a TensorBoard run",
+                    description="Train dense, cnn or gan on MNIST-style data. Settings come from the code's "
+                                "defaults, then --config, then the flags below, then --set.")
+    add_model_flags(p, what="which model to train")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or kmnist (data.dataset)")
+    p.add_argument("--data-dir", help="folder with the four IDX files, or where to download (data.data_dir)")
+    p.add_argument("--batch-size", type=int, help="training batch size (data.batch_size)")
+    p.add_argument("--lr", type=float, help="learning rate (model.lr)")
+    p.add_argument("--max-epochs", type=int, help="epochs to train (trainer.max_epochs)")
+    p.add_argument("--accelerator", help="cpu, gpu or auto (trainer.accelerator)")
+    p.add_argument("--devices", help="number of devices, or a list such as 0,1 (trainer.devices)")
+    p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
+    p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation")
+    p.add_argument("--logdir", help="where run directories are made (default: runs)")
+    p.add_argument("--strategy", help="auto, ddp, ddp_spawn ... (trainer.strategy)")
+    p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes)")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic algorithms: with --seed, the same run gives the same weights")
+    p.add_argument("--resume", metavar="PATH|last",
+                   help="continue a run from a checkpoint; 'last' is the newest run's last.ckpt "
+                        "under --logdir. Its run's config.yaml is the default --config")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the networks (slow start, faster steps on a GPU)")
+    p.add_argument("--profile", action="store_true", default=None,
+                   help="time each part of training with Lightning's simple profiler (fit-profile.txt)")
+    p.add_argument("--fast-dev-run", action="store_true",
+                   help="run one batch of each stage to check that everything works; saves nothing")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from ..checkpoints import run_dir_of
+    from ..config import load_config, parse_set
+    from ..training import format_results, keep_freed_memory, train
+
+    keep_freed_memory()  # before the data and the networks take their memory
+    overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
+                                 if getattr(args, flag) is not None}
+    if args.fast_dev_run:
+        overrides["trainer.fast_dev_run"] = True
+    if "trainer.devices" in overrides:  # "2" -> 2; "0,1" stays a device list for Lightning
+        devices = overrides["trainer.devices"]
+        overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
+    overrides.update(parse_set(args.set))
+    config_path, resume = args.config, None
+    if args.resume:
+        resume = _resume_path(args, overrides)
+        run_dir = run_dir_of(resume)
+        # the run's own config, if the run is of this model (else the mismatch is reported later)
+        if config_path is None and run_dir is not None and run_dir.parent.name == args.model:
+            config_path = run_dir / "config.yaml"
+    config = load_config(args.model, config_path, overrides)
+    results = train(args.model, config, resume=resume)
+    if rank_zero_only.rank == 0:  # under DDP every process runs this; one reports
+        print(format_results(results))
+    return 0
+
+
+def _resume_path(args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
+    from ..checkpoints import find_last_checkpoint
+    from ..config import load_config
+
+    if args.resume != "last":
+        return Path(args.resume)
+    logdir = overrides.get("logdir") or load_config(args.model, args.config)["logdir"]
+    return find_last_checkpoint(logdir, args.model)
