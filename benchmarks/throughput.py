@@ -10,7 +10,10 @@ timed epochs:
                normalise, step, and (classifiers) the epoch's loss and accuracy sums that
                mnist-pl keeps too. The reference;
   torchvision  torchvision.datasets.MNIST with per-image PIL ToTensor + Normalize through a
-               DataLoader with worker processes, then the same loop as `bare`.
+               DataLoader with worker processes, then the same loop as `bare`;
+  graphed      (CUDA only) the bare loop with its whole step (batch cutting, augmentation,
+               forward, backward, optimiser step, sums) captured once as a CUDA graph and replayed:
+               the practical ceiling for networks this small, which the others are reported against.
 
 Each path runs in its own process, so that peak memory is its own, and the three processes take
 turns in slices of about half a second (A B C, B C A, ...; a slice also ends at each epoch start),
@@ -23,7 +26,8 @@ Last, the two data paths run alone, without a network, to show what feeding cost
 
     python benchmarks/throughput.py --data-dir ../shared/data/mnist-subset
     python benchmarks/throughput.py --data-dir /usr/share/datasets/fashion-mnist --dataset fashion-mnist
-    python benchmarks/throughput.py --accelerator gpu --precision bf16-mixed --models cnn
+    python benchmarks/throughput.py --accelerator gpu --data-dir ../shared/data/mnist-subset
+    python benchmarks/throughput.py --accelerator gpu --compile --json results.json
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import time
 from pathlib import Path
 
 PATHS = ("mnist-pl", "bare", "torchvision")
+GRAPHED = "graphed"  # the fourth path, on CUDA only
 # timed epochs unless --epochs says otherwise: the dense network's take under a second here,
 # too few samples for a median at 3
 TIMED_EPOCHS = {"dense": 10, "cnn": 3, "gan": 3}
@@ -78,13 +83,14 @@ def _device(accelerator: str):
     return torch.device("cpu")
 
 
-def _autocast(device, precision: str):
+def _autocast(device, precision: str, cache_enabled: bool = True):
     import torch
 
+    # (a CUDA graph capture needs cache_enabled=False: cached casts would outlive the capture)
     if precision.startswith("bf16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
     if precision.startswith("16"):
-        return torch.autocast(device.type, dtype=torch.float16)
+        return torch.autocast(device.type, dtype=torch.float16, cache_enabled=cache_enabled)
     return contextlib.nullcontext()
 
 
@@ -93,7 +99,8 @@ def run_mnist_pl(args) -> tuple[EpochTimer, int]:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from mnist_pl.training import build_trainer, compile_model
+    from mnist_pl.compiling import compile_mode, compile_model
+    from mnist_pl.training import build_trainer
 
     config, model, datamodule = _setup(args)
     timer = EpochTimer(args.turn_fds, _device(args.accelerator), args.slice_seconds)
@@ -120,8 +127,8 @@ def run_mnist_pl(args) -> tuple[EpochTimer, int]:
     with tempfile.TemporaryDirectory() as logdir:
         logger = TensorBoardLogger(logdir, name=args.model, default_hp_metric=False)
         trainer = build_trainer(model, logger, extra_callbacks=[EpochClock()], **trainer_args)
-        if args.compile:
-            compile_model(model)
+        if args.compile:  # as train.py --compile: CUDA graphs ("reduce-overhead") on a GPU
+            compile_model(model, compile_mode(True, _device(args.accelerator)))
         trainer.fit(model, datamodule=datamodule)
     return timer, len(datamodule.train_set)
 
@@ -197,8 +204,11 @@ class EpochTimer:
         self._take_turns(b"f")
 
 
-def _hand_written_steps(args, model, device):
-    """One training step of `model`'s networks with its optimiser(s), written without Lightning."""
+def _hand_written_steps(args, model, device, capturable: bool = False):
+    """One training step of `model`'s networks with its optimiser(s), written without Lightning.
+
+    `capturable`: optimisers and autocast fit for capturing the step as a CUDA graph.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -207,12 +217,20 @@ def _hand_written_steps(args, model, device):
     from mnist_pl.optim import build_optimizer
 
     hp = model.hparams
-    autocast = lambda: _autocast(device, args.precision)  # noqa: E731
+    autocast = lambda: _autocast(device, args.precision, cache_enabled=not capturable)  # noqa: E731
+
+    def optimizer(*build_args, **build_kwargs):
+        made = build_optimizer(*build_args, **build_kwargs)
+        for group in made.param_groups:
+            if capturable and "capturable" in group:  # what the constructor's capturable=True sets
+                group["capturable"] = True  # (step counts on the device, no host reads in step())
+        return made
+
     if isinstance(model, GAN):
         model.to(device)
         gen, disc = model.generator.train(), model.discriminator.train()
-        opt_g = build_optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
-        opt_d = build_optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
+        opt_g = optimizer("adam", gen.parameters(), hp.lr, betas=hp.betas)
+        opt_d = optimizer("adam", disc.parameters(), hp.lr, betas=hp.betas)
         totals = torch.zeros(4, device=device)
 
         def step(real, real_labels):
@@ -242,7 +260,7 @@ def _hand_written_steps(args, model, device):
         return step, None
 
     net = model.net.to(device).train()
-    optimizer = build_optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)
+    net_optimizer = optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)
     totals = torch.zeros(2, device=device)
 
     def step(images, labels):
@@ -251,15 +269,15 @@ def _hand_written_steps(args, model, device):
         with autocast():
             logits = net(images)
             loss = F.cross_entropy(logits, labels, label_smoothing=hp.label_smoothing)
-        optimizer.zero_grad()
+        net_optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        net_optimizer.step()
         # the epoch's summed loss and correct predictions, which any loop that reports its training
         # loss and accuracy keeps, and mnist-pl keeps the same way
         with torch.no_grad():
             totals.add_(torch.stack([loss * len(labels), (logits.argmax(1) == labels).sum().to(loss.dtype)]))
 
-    return step, optimizer
+    return step, net_optimizer
 
 
 def _timed_epochs(args, step, scheduler, epoch_batches, device) -> EpochTimer:
@@ -315,6 +333,73 @@ def run_loop(args) -> tuple[EpochTimer, int]:
                 yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
     return _timed_epochs(args, step, scheduler, epoch_batches, device), len(data)
+
+
+def run_graphed(args) -> tuple[EpochTimer, int]:
+    """Epoch and boundary times of the bare loop with each whole step replayed as a CUDA graph.
+
+    The step (cutting the batch from the data on the device, normalising, augmenting, forward,
+    backward, the optimiser step(s), the GAN's moving average, the epoch's sums) is captured once
+    per batch size, reading its images through a static index buffer; each step then copies the
+    batch's indices into that buffer and replays the graph. Random draws (augmentation, dropout,
+    the GAN's noise) are fresh at every replay. Learning-rate and momentum schedules are left out:
+    the graph holds the optimiser's settings as they were at capture, so this is a ceiling for the
+    throughput of these networks, not a way to train them.
+    """
+    import torch
+
+    config, model, datamodule = _setup(args)
+    device = _device(args.accelerator)
+    step, _ = _hand_written_steps(args, model, device, capturable=True)
+    data = datamodule.train_set
+    images, labels = data.images.to(device), data.labels.to(device)
+    scale, shift = 1 / (255 * data.std), data.mean / data.std
+    batch = datamodule.batch_size
+
+    def whole_step(index):
+        step(images.index_select(0, index).float().mul_(scale).sub_(shift), labels.index_select(0, index))
+
+    replays = {}  # batch size -> (static index buffer, replay)
+
+    def graphed_step(index, _):
+        if len(index) not in replays:
+            static = torch.arange(len(index), device=device)
+            replays[len(index)] = static, capture(whole_step, static, device)
+        static, replay = replays[len(index)]
+        static.copy_(index)
+        replay()
+
+    def epoch_batches():
+        order = torch.randperm(len(labels), device=device)
+        for start in range(0, len(labels), batch):
+            yield order[start:start + batch], None
+
+    return _timed_epochs(args, graphed_step, None, epoch_batches, device), len(data)
+
+
+def capture(whole_step, static_index, device, warmup_steps: int = 3):
+    """`whole_step(static_index)` captured as a CUDA graph: returns the graph's replay.
+
+    The warm-up steps run first on a side stream, as torch.cuda.graphs requires, so that lazily
+    made state (optimiser moments and step counts, cuBLAS workspaces) exists before the capture;
+    they train on the buffer's initial indices. Each step's zero_grad(set_to_none) leaves the
+    gradients to be allocated in the graph's own memory, where each replay rewrites them. On a
+    CPU (for tests of this benchmark only) the step runs as it is.
+    """
+    import torch
+
+    if device.type != "cuda":
+        return lambda: whole_step(static_index)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup_steps):
+            whole_step(static_index)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        whole_step(static_index)
+    return graph.replay
 
 
 def _with_scheduler(step, scheduler):
@@ -391,7 +476,8 @@ def worker(args) -> None:
         os.sched_setaffinity(0, cpus)
     _set_malloc(args)
     torch.manual_seed(0)
-    timer, n_images = run_mnist_pl(args) if args.path == "mnist-pl" else run_loop(args)
+    run = {"mnist-pl": run_mnist_pl, GRAPHED: run_graphed}.get(args.path, run_loop)
+    timer, n_images = run(args)
     device = _device(args.accelerator)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     if args.path == "torchvision" and args.workers:
@@ -405,11 +491,11 @@ def worker(args) -> None:
 # ------------------------------------------------------------------------ the driver
 
 
-def measure(args, model: str) -> dict[str, dict]:
-    """Run the three paths of `model` in their own processes, taking turns slice by slice."""
-    workers, logs = {}, {}
+def measure(args, model: str, paths: tuple[str, ...]) -> dict[str, dict]:
+    """Run the `paths` of `model` in their own processes, taking turns slice by slice."""
+    workers, logs, failed = {}, {}, set()
     try:
-        for path in PATHS:
+        for path in paths:
             go_read, go_write = os.pipe()
             done_read, done_write = os.pipe()
             logs[path] = (tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+"))  # never a full pipe
@@ -430,20 +516,29 @@ def measure(args, model: str) -> dict[str, dict]:
             if report not in (b"r", b"f"):  # end of file: the worker died
                 workers[path][0].wait()
                 logs[path][1].seek(0)
-                raise SystemExit(f"{model}/{path} failed:\n{logs[path][1].read()[-3000:]}")
+                error = logs[path][1].read()[-3000:]
+                if path != GRAPHED:
+                    raise SystemExit(f"{model}/{path} failed:\n{error}")
+                # the ceiling is a reference: without it the other paths' figures still stand
+                print(f"{model}/{path} failed (its columns show 0):\n{error}", file=sys.stderr)
+                failed.add(path)
+                return b"f"
             return report
 
-        for path in PATHS:  # the setups run side by side, untimed
+        for path in paths:  # the setups run side by side, untimed
             wait_done(path)
-        training, rounds = list(PATHS), 0
+        training, rounds = [p for p in paths if p not in failed], 0
         while training:  # a slice each, who goes first rotating round by round
             for path in training[rounds % len(training):] + training[:rounds % len(training)]:
                 if turn(path) == b"f":
                     training.remove(path)
             rounds += 1
         results = {}
-        for path in PATHS:
+        for path in paths:
             workers[path][0].wait()
+            if path in failed:
+                results[path] = {"images_per_s": 0.0, "failed": True}
+                continue
             logs[path][0].seek(0)
             results[path] = json.loads(logs[path][0].read().strip().splitlines()[-1])
             results[path]["images_per_s"] = results[path]["images"] / statistics.median(results[path]["epoch_seconds"])
@@ -477,7 +572,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (mnist-pl path)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc as it is, for every path, instead of setting it as train.py does")
-    parser.add_argument("--worker", choices=PATHS, dest="path", help=argparse.SUPPRESS)
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    parser.add_argument("--worker", choices=(*PATHS, GRAPHED), dest="path", help=argparse.SUPPRESS)
     parser.add_argument("--turn-fds", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.path:
@@ -488,8 +584,10 @@ def main() -> None:
 
     import torch
 
+    cuda = _device(args.accelerator).type == "cuda"
+    card = torch.cuda.get_device_name() if cuda else "CPU"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-          f"{torch.__version__}, " + (torch.cuda.get_device_name() if _device(args.accelerator).type == "cuda" else "CPU"))
+          f"{torch.__version__}, {card}")
     print(f"data: {args.data_dir}; precision {args.precision}; {args.warmup} warm-up + "
           f"{args.epochs or TIMED_EPOCHS} timed epochs each (median), paths taking turns every {args.slice_seconds:g} s; torchvision workers: {args.workers}")
     cpus = _training_cpus()
@@ -498,22 +596,33 @@ def main() -> None:
     malloc_kept = _set_malloc(args)  # here too: the data paths run alone in this process at the end
     print("malloc: " + ("keeps freed memory (keep_freed_memory(), as train.py)" if malloc_kept
                         else "the C library's default") + " in every path\n")
+    paths = (*PATHS, GRAPHED) if cuda else PATHS
+    if not cuda:
+        print(f"the {GRAPHED} path (the step as one CUDA graph) needs CUDA: skipped on this machine")
     header = f"{'model':<6} {'mnist-pl img/s':>15} {'bare img/s':>11} {'torchvision img/s':>18} " \
-             f"{'pl/bare':>8} {'pl/tv':>6} {'peak MiB (pl/bare/tv)':>22} {'boundary ms (pl/bare/tv)':>25}"
+             + (f"{'graphed img/s':>14} " if cuda else "") \
+             + f"{'pl/bare':>8} {'pl/tv':>6} " + (f"{'pl/graphed':>11} " if cuda else "") \
+             + f"{'peak MiB (pl/bare/tv)':>22} {'boundary ms (pl/bare/tv)':>25}"
     print(header)
     print("-" * len(header))
+    table = {"card": card, "torch": torch.__version__, "precision": args.precision, "compile": args.compile,
+             "data_dir": args.data_dir, "models": {}}
     for model in args.models:
-        r = measure(args, model)
+        r = measure(args, model, paths)
+        rate = {p: r[p]["images_per_s"] for p in paths}
         mem_key = "peak_gpu_mib" if r["bare"]["peak_gpu_mib"] else "peak_rss_mib"
         mem = "/".join(str(r[p][mem_key]) for p in PATHS)
         # (a run of one epoch has no boundary)
         boundary = "/".join("-" if r[p]["boundary_ms"] is None else f"{r[p]['boundary_ms']:.1f}" for p in PATHS)
-        print(f"{model:<6} {r['mnist-pl']['images_per_s']:>15,.0f} {r['bare']['images_per_s']:>11,.0f} "
-              f"{r['torchvision']['images_per_s']:>18,.0f} "
-              f"{r['mnist-pl']['images_per_s'] / r['bare']['images_per_s']:>8.3f} "
-              f"{r['mnist-pl']['images_per_s'] / r['torchvision']['images_per_s']:>6.2f} {mem:>22} {boundary:>25}",
-              flush=True)
+        print(f"{model:<6} {rate['mnist-pl']:>15,.0f} {rate['bare']:>11,.0f} {rate['torchvision']:>18,.0f} "
+              + (f"{rate[GRAPHED]:>14,.0f} " if cuda else "")
+              + f"{rate['mnist-pl'] / rate['bare']:>8.3f} {rate['mnist-pl'] / rate['torchvision']:>6.2f} "
+              + (f"{rate['mnist-pl'] / max(rate[GRAPHED], 1e-9):>11.3f} " if cuda else "")
+              + f"{mem:>22} {boundary:>25}", flush=True)
+        table["models"][model] = r
     data_path_only(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
 
 
 def data_path_only(args) -> None:

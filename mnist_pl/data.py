@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import lightning as L
 import torch
 import torchvision
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
 from .errors import UserError
 
@@ -209,10 +209,44 @@ class EpochShuffle(Sampler[int]):
     def __len__(self) -> int:
         return self.size
 
-    def __iter__(self) -> Iterator[int]:
+    def order(self) -> torch.Tensor:
+        """The rest of this epoch's order (all of it unless resuming mid-epoch), on the CPU."""
         generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
         start, self.skip = self.skip, 0  # skipping applies to the resumed epoch only
-        return iter(torch.randperm(self.size, generator=generator)[start:].tolist())
+        return torch.randperm(self.size, generator=generator)[start:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+
+class IndexBatches(BatchSampler):
+    """Batches of indices as tensors on `device`, sliced from one index tensor per epoch.
+
+    For an EpochShuffle the epoch's order is drawn on the CPU as before, so that a seed gives the
+    same order on any device, and copied to `device` once at the epoch's start, from pinned memory
+    without waiting; for a SequentialSampler (evaluation) the indices are made there. A step then
+    only slices a tensor already on the device: no upload from a Python list, nothing that waits
+    for a GPU. Any other sampler (such as the DistributedSampler Lightning puts in under DDP)
+    gives BatchSampler's lists of ints.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
+                 device: torch.device | str = "cpu"):
+        super().__init__(sampler, batch_size, drop_last)
+        self.device = torch.device(device)
+
+    def __iter__(self) -> Iterator[Any]:
+        if isinstance(self.sampler, EpochShuffle):
+            order = self.sampler.order()
+            if self.device.type == "cuda":
+                order = order.pin_memory().to(self.device, non_blocking=True)
+        elif isinstance(self.sampler, SequentialSampler):
+            order = torch.arange(len(self.sampler), device=self.device)
+        else:
+            yield from super().__iter__()
+            return
+        end = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        yield from order[:end].split(self.batch_size)
 
 
 class EvaluationShard(DistributedSampler):
@@ -243,15 +277,23 @@ class ResumableLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.batches_done = batches_done
 
+    @property
+    def shuffle(self) -> EpochShuffle | None:
+        """The EpochShuffle that orders the batches; None where DDP replaced it by its own sampler."""
+        sampler = self.batch_sampler.sampler if isinstance(self.batch_sampler, IndexBatches) else self.sampler
+        return sampler if isinstance(sampler, EpochShuffle) else None
+
     def state_dict(self) -> dict[str, int]:
-        if not isinstance(self.sampler, EpochShuffle):  # e.g. replaced by DDP's DistributedSampler
+        shuffle = self.shuffle
+        if shuffle is None:
             return {}
-        return {"seed": self.sampler.seed, "epoch": self.sampler.epoch, "batches_done": self.batches_done()}
+        return {"seed": shuffle.seed, "epoch": shuffle.epoch, "batches_done": self.batches_done()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if state and isinstance(self.sampler, EpochShuffle):
-            self.sampler.seed, self.sampler.epoch = state["seed"], state["epoch"]
-            self.sampler.skip = state["batches_done"] * self.batch_size
+        shuffle = self.shuffle
+        if state and shuffle is not None:
+            shuffle.seed, shuffle.epoch = state["seed"], state["epoch"]
+            shuffle.skip = state["batches_done"] * self.batch_sampler.batch_size
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -340,15 +382,21 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_set = InMemoryImages(images[val_idx], labels[val_idx], mean, std)
         self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], mean, std)
 
-    def _loader_args(self, data: InMemoryImages | None) -> dict[str, Any]:
+    def _loader_args(self, data: InMemoryImages | None, sampler: Sampler[int] | None = None) -> dict[str, Any]:
+        """DataLoader arguments for `data` in `sampler`'s order (default: as stored)."""
         if data is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        sampler = SequentialSampler(data) if sampler is None else sampler
         # worker processes cannot share CUDA tensors, and data on the GPU needs none
         workers = 0 if data.labels.is_cuda else self.num_workers
+        # batches as index tensors where the data is (see IndexBatches); worker processes get
+        # lists: a tensor sent to one travels through shared memory, a slower way for 256 ints
+        batches = ({"batch_sampler": IndexBatches(sampler, self.batch_size, device=data.labels.device)}
+                   if workers == 0 else {"sampler": sampler, "batch_size": self.batch_size})
         # a generator of its own: otherwise each new iterator draws its worker seed from the global
         # one, and a resumed run (which makes an iterator the lost run did not) would drift
-        return {"dataset": data, "batch_size": self.batch_size, "collate_fn": _batch_as_is,
-                "num_workers": workers, "persistent_workers": workers > 0,
+        return {"dataset": data, "collate_fn": _batch_as_is, "num_workers": workers,
+                "persistent_workers": workers > 0, **batches,
                 "generator": torch.Generator().manual_seed(torch.initial_seed() % 2**31)}
 
     def _batches_done(self) -> int:
@@ -359,12 +407,12 @@ class MNISTDataModule(L.LightningDataModule):
         # the run's seed fixes the order; reading it draws nothing from the global generator,
         # whose state a resumed run restores (drawing here would shift every draw after it)
         seed = torch.initial_seed() % 2**31
-        return ResumableLoader(sampler=EpochShuffle(len(self.train_set), seed),
-                               batches_done=self._batches_done, **self._loader_args(self.train_set))
+        return ResumableLoader(batches_done=self._batches_done,
+                               **self._loader_args(self.train_set, EpochShuffle(len(self.train_set), seed)))
 
     def _evaluation_loader(self, data: InMemoryImages | None) -> DataLoader:
         sharded = torch.distributed.is_available() and torch.distributed.is_initialized()
-        return DataLoader(sampler=EvaluationShard(data) if sharded else None, **self._loader_args(data))
+        return DataLoader(**self._loader_args(data, EvaluationShard(data) if sharded else None))
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.val_set)

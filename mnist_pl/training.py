@@ -13,7 +13,6 @@ from typing import Any
 
 import lightning as L
 import torch
-import torchmetrics
 import torchvision
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
@@ -22,6 +21,7 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
 from .classifier import ImageClassifier
+from .compiling import compile_mode, compile_model, eager_networks
 from .config import MODELS, section_defaults
 from .data import MNISTDataModule
 from .errors import UserError
@@ -69,8 +69,11 @@ class LastEveryNSteps(L.Callback):
         self.n = n
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.n or not step:  # first, the cheap test: this runs after every step
+            return
         folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-        if folder and trainer.global_step % self.n == 0 and trainer.global_step > 0:
+        if folder:
             trainer.save_checkpoint(Path(folder) / "last.ckpt")
 
 
@@ -140,7 +143,8 @@ class GraphLogger(TensorBoardLogger):
                 warnings.filterwarnings("ignore", r".*torch\.jit\.trace.* is deprecated", FutureWarning)
                 # the tracer reads every attribute of the torchmetrics metrics, deprecated ones too
                 warnings.filterwarnings("ignore", r".*Metric\.updated_called", DeprecationWarning)
-                super().log_graph(model, input_array)
+                with eager_networks(model):  # the tracer refuses compiled networks
+                    super().log_graph(model, input_array)
         finally:
             model.train(was_training)
         self._graph_logged = True
@@ -186,13 +190,6 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
                      plugins=[AtomicCheckpointIO()], **trainer_args)
 
 
-def compile_model(model: L.LightningModule) -> None:
-    """torch.compile every network of `model` in place (state_dict keys stay as they are)."""
-    for module in model.children():
-        if not isinstance(module, torchmetrics.Metric):
-            module.compile()
-
-
 def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None) -> dict[str, Any]:
     """Train `model_name` with a config from `load_config`; return (and save) the results.
 
@@ -228,8 +225,9 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
     trainer = build_trainer(model, logger, config["checkpoint_every_n_steps"], profiler=profiler,
                             **config["trainer"])
-    if config["compile"]:
-        compile_model(model)
+    mode = compile_mode(config["compile"], trainer.strategy.root_device)
+    if mode is not None:
+        compile_model(model, mode)
     if run_dir is not None and trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

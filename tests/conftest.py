@@ -12,7 +12,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBSET = ROOT.parent / "shared" / "data" / "mnist-subset"
+# MNIST_PL_SUBSET points elsewhere, e.g. on a machine where ../shared is not copied
+SUBSET = Path(os.environ.get("MNIST_PL_SUBSET") or ROOT.parent / "shared" / "data" / "mnist-subset")
 
 
 def write_idx(path: Path, tensor: torch.Tensor) -> Path:

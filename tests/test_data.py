@@ -136,3 +136,50 @@ def test_bad_arguments_are_user_errors(kwargs):
 def test_val_size_must_leave_images(idx_dir):
     with pytest.raises(UserError, match="val_size"):
         MNISTDataModule(data_dir=str(idx_dir), val_size=320).setup()
+
+
+def test_training_batches_are_index_tensors_in_the_epochs_seeded_order(idx_dir):
+    from mnist_pl.data import EpochShuffle, IndexBatches
+
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=64)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.batch_sampler, IndexBatches)
+    shuffle = loader.shuffle
+    shuffle.set_epoch(3)
+    batches = list(loader.batch_sampler)
+    assert all(isinstance(b, torch.Tensor) and b.dtype == torch.long for b in batches)
+    # the order mnist-pl has always used: randperm of a generator seeded by (seed, epoch)
+    expected = torch.randperm(len(dm.train_set), generator=torch.Generator().manual_seed(shuffle.seed + 1_000_003 * 3))
+    assert torch.equal(torch.cat(batches), expected) and [len(b) for b in batches[:-1]] == [64] * (len(batches) - 1)
+    assert torch.equal(torch.cat(list(loader.batch_sampler)), expected), "the same seed and epoch, the same order"
+    assert list(EpochShuffle(len(dm.train_set), shuffle.seed)) != expected.tolist()  # epoch 0 differs
+    images, labels = next(iter(loader))
+    assert torch.equal(labels, dm.train_set.labels[batches[0]]) and images.dtype == torch.float32
+
+
+def test_training_order_resumes_mid_epoch_where_it_stopped(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=64)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    loader.shuffle.set_epoch(1)
+    full = list(loader.batch_sampler)
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict({"seed": loader.shuffle.seed, "epoch": 1, "batches_done": 2})
+    assert [b.tolist() for b in resumed.batch_sampler] == [b.tolist() for b in full[2:]]
+    assert [b.tolist() for b in resumed.batch_sampler] == [b.tolist() for b in full], "the next pass is whole"
+
+
+def test_evaluation_batches_are_in_stored_order(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=50)
+    dm.setup("test")
+    batches = list(dm.test_dataloader().batch_sampler)
+    assert torch.equal(torch.cat(batches), torch.arange(len(dm.test_set))) and len(batches[0]) == 50
+
+
+def test_worker_processes_get_lists_of_indices(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=64, num_workers=1)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.shuffle is not None and loader.batch_size == 64
+    assert sum(len(labels) for _, labels in loader) == len(dm.train_set)

@@ -8,9 +8,9 @@ import lightning as L
 import pytest
 import torch
 
-from mnist_pl import CNNClassifier, DenseClassifier, GAN, MNISTDataModule
+from mnist_pl import DenseClassifier, GAN, MNISTDataModule
 from mnist_pl.cli import main
-from mnist_pl.training import ProgressBar, compile_model
+from mnist_pl.training import ProgressBar
 
 from conftest import ROOT, run_cli
 
@@ -174,14 +174,6 @@ def test_trainer_without_progress_bar(idx_dir):
     assert trainer.progress_bar_callback is None and trainer.global_step == 2
 
 
-def test_compile_keeps_checkpoint_keys():
-    model = CNNClassifier(channels=[4], hidden_size=8)
-    keys = list(model.state_dict())
-    compile_model(model)
-    assert list(model.state_dict()) == keys
-    assert model.net._compiled_call_impl is not None
-
-
 def test_profile_flag_writes_a_report(idx_dir, tmp_path, capsys):
     assert main(["train", "--model", "dense", "--data-dir", str(idx_dir), "--logdir", str(tmp_path),
                  "--max-epochs", "1", "--accelerator", "cpu", "--profile", "--set", "model.hidden_sizes=[16]"]) == 0
@@ -199,3 +191,41 @@ def test_benchmark_runs_and_prints_its_table(idx_dir):
     ratio = float(row[0].split()[4])  # mnist-pl / bare: a measured ratio, not a constant
     assert 0.2 < ratio < 5
     assert "data path alone" in proc.stdout
+
+
+@pytest.mark.parametrize("model", ["cnn", "gan"])
+def test_benchmark_graphed_path_trains_every_image(model, idx_dir):
+    # on a CPU the capture runs the step as it is: this checks what the CUDA graph would hold
+    import argparse
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    go_read, go_write = os.pipe()
+    done_read, done_write = os.pipe()
+    os.write(go_write, b"g" * 100)  # every turn granted at once
+    args = argparse.Namespace(model=model, data_dir=str(idx_dir), dataset="mnist", accelerator="cpu",
+                              precision="32-true", batch_size=50, compile=False, warmup=1, epochs=1,
+                              slice_seconds=0.5, turn_fds=f"{go_read},{done_write}")
+    seen = []
+    original = torch.Tensor.index_select
+
+    def record(self, dim, index):  # the batches the captured step cuts from the training images
+        if self.dim() == 1 and self.dtype == torch.long:
+            seen.append(index.clone())
+        return original(self, dim, index)
+
+    torch.Tensor.index_select = record
+    try:
+        timer, images = throughput.run_graphed(args)
+    finally:
+        torch.Tensor.index_select = original
+        for fd in (go_read, go_write, done_read, done_write):
+            os.close(fd)
+    assert images == 288 and len(timer.seconds) == 2 and timer.seconds[1] > 0
+    # two epochs of 288 images in batches of 50 (the last one 38), each image once an epoch
+    assert [len(s) for s in seen] == [50] * 5 + [38] + [50] * 5 + [38]
+    for epoch in (seen[:6], seen[6:]):
+        assert sorted(torch.cat(epoch).tolist()) == list(range(288))
