@@ -389,10 +389,12 @@ class MNISTDataModule(L.LightningDataModule):
         sampler = SequentialSampler(data) if sampler is None else sampler
         # worker processes cannot share CUDA tensors, and data on the GPU needs none
         workers = 0 if data.labels.is_cuda else self.num_workers
-        # batches as index tensors where the data is (see IndexBatches); worker processes get
-        # lists: a tensor sent to one travels through shared memory, a slower way for 256 ints
+        # batches as index tensors where the data is (see IndexBatches). Worker processes get lists
+        # (a tensor sent to one travels through shared memory, a slower way for 256 ints), and so
+        # does a DDP shard, which Lightning must see as the loader's sampler to leave it in place
+        tensors = workers == 0 and isinstance(sampler, (EpochShuffle, SequentialSampler))
         batches = ({"batch_sampler": IndexBatches(sampler, self.batch_size, device=data.labels.device)}
-                   if workers == 0 else {"sampler": sampler, "batch_size": self.batch_size})
+                   if tensors else {"sampler": sampler, "batch_size": self.batch_size})
         # a generator of its own: otherwise each new iterator draws its worker seed from the global
         # one, and a resumed run (which makes an iterator the lost run did not) would drift
         return {"dataset": data, "collate_fn": _batch_as_is, "num_workers": workers,
