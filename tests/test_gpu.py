@@ -56,20 +56,20 @@ def test_default_models_train_on_the_gpu(gpu_runs):
 @pytest.mark.parametrize("model", ["dense", "cnn", "gan"])
 def test_compile_on_the_gpu(model, subset_dir, tmp_path):
     # --compile on CUDA is torch.compile's "reduce-overhead" mode: the networks run as CUDA graphs
-    results = train(subset_dir, tmp_path, model, "--max-epochs", "2", "--compile")
+    results = train(subset_dir, tmp_path, model, "--max-epochs", "1", "--compile")
     if model == "gan":
         assert Path(results["samples"]).is_file() and results["global_step"] > 0
-    else:
-        assert results["test"]["test/acc"] > 0.9, results["test"]
+    else:  # one epoch: well above chance, short of the full run's 97%
+        assert results["test"]["test/acc"] > 0.8, results["test"]
     weights = torch.load(results["last_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     assert not any("_orig_mod" in key for key in weights) and all(w.isfinite().all() for w in weights.values())
 
 
 @pytest.mark.parametrize("model", ["cnn", "gan"])
-def test_bf16_mixed_precision(model, subset_dir, tmp_path):
-    results = train(subset_dir, tmp_path, model, "--max-epochs", "2", "--precision", "bf16-mixed")
+def test_bf16_mixed_precision_trains(model, subset_dir, tmp_path):
+    results = train(subset_dir, tmp_path, model, "--max-epochs", "1", "--precision", "bf16-mixed")
     if model == "cnn":
-        assert results["test"]["test/acc"] > 0.9, results["test"]
+        assert results["test"]["test/acc"] > 0.8, results["test"]
     else:
         assert Path(results["samples"]).is_file()
 
