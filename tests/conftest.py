@@ -45,6 +45,28 @@ def make_idx_folder(folder: Path, n_train: int = 320, n_test: int = 64, gz: bool
     return folder
 
 
+def load_classifier_checkpoint(path: str | Path):
+    """The dense or CNN classifier in a checkpoint, in eval mode (by Lightning's own loader)."""
+    from mnist_pl import CNNClassifier, DenseClassifier
+
+    hyper = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
+    cls = CNNClassifier if "channels" in hyper else DenseClassifier
+    return cls.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def accuracy_on_test_file(checkpoint: str | Path, folder: Path) -> float:
+    """The share of the t10k images in `folder` that `checkpoint`'s classifier gets right,
+    normalised with MNIST's published statistics (mean 0.1307, std 0.3081), counted here."""
+    from mnist_pl import read_idx
+
+    model = load_classifier_checkpoint(checkpoint)
+    images = read_idx(folder / "t10k-images-idx3-ubyte.gz", 3).float().unsqueeze(1)
+    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz", 1).long()
+    with torch.no_grad():
+        predicted = torch.cat([model((chunk / 255 - 0.1307) / 0.3081).argmax(1) for chunk in images.split(500)])
+    return (predicted == labels).float().mean().item()
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory) -> Path:
     """A folder of the four IDX files (gzipped): 320 training and 64 test images."""
@@ -59,11 +81,16 @@ def subset_dir() -> Path:
     return SUBSET
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `python ARGS...` as a user would, from the repository root, capturing output."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python ARGS...` as a user would, from the repository root, capturing output;
+    `env` adds to (or overrides) the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # a subprocess's environment in which PyTorch sees no GPU
 
 
 @pytest.fixture(scope="session")

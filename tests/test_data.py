@@ -33,6 +33,15 @@ def test_datamodule_splits_are_in_memory_uint8_and_disjoint(idx_dir):
     assert sorted(map(tuple, all_train.tolist())) == sorted(map(tuple, source.tolist()))
 
 
+def test_test_split_is_the_t10k_file_in_order(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), val_size=0.25)
+    dm.setup()
+    images = read_idx(idx_dir / "t10k-images-idx3-ubyte.gz", 3)
+    labels = read_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", 1)
+    assert torch.equal(dm.test_set.images, images.unsqueeze(1))
+    assert torch.equal(dm.test_set.labels, labels.long())
+
+
 def test_validation_split_is_fixed_by_split_seed(idx_dir):
     def val_labels(seed):
         dm = MNISTDataModule(data_dir=str(idx_dir), split_seed=seed)

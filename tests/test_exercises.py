@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 EXERCISE_TESTS = ["todo1_small_cnn_shapes_and_layers", "todo2_train_step_lowers_the_loss",
+                  "todo2_train_step_starts_from_fresh_gradients", "todo3_optimizer_uses_the_learning_rate",
                   "todo3_lightning_module_learns_to_classify"]
 
 

@@ -14,6 +14,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from mnist_pl import DenseClassifier, MNISTDataModule, build_trainer
 from mnist_pl.checkpoints import AtomicCheckpointIO
 from mnist_pl.cli import main
 
@@ -94,6 +97,35 @@ def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch)
     checkpoint = torch.load(path, weights_only=False)
     assert checkpoint["global_step"] == 1 and torch.equal(checkpoint["state_dict"]["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left behind
+
+
+def test_training_writes_every_checkpoint_atomically(idx_dir, tmp_path, monkeypatch):
+    """build_trainer installs AtomicCheckpointIO: every file in checkpoints/ went through it,
+    written to a temporary file and renamed into place."""
+    written, renamed = [], []
+    save, replace = AtomicCheckpointIO.save_checkpoint, os.replace
+
+    def recording_save(self, checkpoint, path, storage_options=None):
+        written.append(Path(path).name)
+        return save(self, checkpoint, path, storage_options)
+
+    def recording_replace(source, target):
+        renamed.append((Path(source).name, Path(target).name))
+        return replace(source, target)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", recording_save)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = build_trainer(model, TensorBoardLogger(tmp_path, name="run"), checkpoint_every_n_steps=3,
+                            accelerator="cpu", max_epochs=2, enable_progress_bar=False, enable_model_summary=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=64))
+    saved = {p.name for p in Path(trainer.checkpoint_callback.dirpath).iterdir()}
+    assert "last.ckpt" in saved and len(saved) == 2 and saved <= set(written)  # last and the best epoch
+    # 5 steps an epoch: last.ckpt at steps 3, 6 and 9 and at each epoch's end
+    assert written.count("last.ckpt") == 5
+    assert [target for _, target in renamed] == written  # each save: one rename, of its own temporary file
+    assert all(source.startswith(f".{target}.partial-") for source, target in renamed)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,17 @@ from conftest import ROOT, run_cli
 
 
 def test_epochs_reuse_workers_and_normalise_per_batch(idx_dir):
-    dm = MNISTDataModule(data_dir=str(idx_dir), num_workers=2)
+    dm = MNISTDataModule(data_dir=str(idx_dir), num_workers=2, batch_size=40)
     dm.setup()
     loader = dm.train_dataloader()
     assert loader.persistent_workers  # no worker restarts at each epoch boundary
     assert dm.train_set.images.dtype == torch.uint8  # kept raw: nothing re-normalised per epoch
+    # each batch, cut in a worker, is its raw images normalised with MNIST's mean and std
+    order = list(loader.sampler)
+    for i, (images, labels) in zip(range(2), loader):
+        index = torch.tensor(order[40 * i: 40 * (i + 1)])
+        expected = (dm.train_set.images[index].float() / 255 - 0.1307) / 0.3081
+        assert torch.allclose(images, expected, atol=1e-5) and torch.equal(labels, dm.train_set.labels[index])
 
 
 def test_data_stays_on_the_cpu_without_a_gpu(idx_dir):
@@ -31,18 +37,41 @@ def test_data_stays_on_the_cpu_without_a_gpu(idx_dir):
     assert dm.train_set.images.device.type == "cpu"
 
 
+class BatchJudge(L.Callback):
+    """Each training batch's summed loss, correct predictions and size, computed here from the
+    weights the step starts with (the same logits as the step's own when there is no dropout)."""
+
+    def __init__(self):
+        self.sums = torch.zeros(3, dtype=torch.float64)
+        self.sizes: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        images, labels = batch
+        with torch.no_grad():
+            logits = pl_module(images)
+        loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+        self.sums += torch.tensor([float(loss), float((logits.argmax(1) == labels).sum()), len(labels)],
+                                  dtype=torch.float64)
+        self.sizes.append(len(labels))
+
+    def means(self) -> tuple[float, float]:
+        """The epoch's mean loss and accuracy over its images."""
+        return float(self.sums[0] / self.sums[2]), float(self.sums[1] / self.sums[2])
+
+
 def test_progress_bar_shows_the_running_loss_and_accuracy(idx_dir):
-    model = DenseClassifier(hidden_sizes=[8])
-    bar = ProgressBar(refresh_rate=1)
+    model = DenseClassifier(hidden_sizes=[8], dropout=0.0)
+    bar, judge = ProgressBar(refresh_rate=1), BatchJudge()
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accelerator="cpu",
-                        logger=False, enable_checkpointing=False, callbacks=[bar], log_every_n_steps=1)
+                        logger=False, enable_checkpointing=False, callbacks=[bar, judge], log_every_n_steps=1)
     trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
     shown = bar.get_metrics(trainer, model)
-    assert float(shown["loss"]) > 0 and 0 <= float(shown["acc"]) <= 1 and "val/acc" in shown
+    loss, accuracy = judge.means()
+    assert (shown["loss"], shown["acc"]) == (f"{loss:.3f}", f"{accuracy:.3f}") and "val/acc" in shown
 
 
 class StepRecorder(L.Callback):
-    """The loss, batch size and correct predictions of every training step, as Lightning sees them."""
+    """The loss and batch size of every training step, as Lightning sees them."""
 
     def __init__(self):
         self.steps: list[tuple[float, int]] = []
@@ -53,10 +82,10 @@ class StepRecorder(L.Callback):
 
 def test_epoch_loss_is_the_mean_over_the_epochs_images(idx_dir):
     # the classifier sums each step's loss itself instead of calling self.log every step
-    recorder = StepRecorder()
-    model = DenseClassifier(hidden_sizes=[8])
+    recorder, judge = StepRecorder(), BatchJudge()
+    model = DenseClassifier(hidden_sizes=[8], dropout=0.0)
     trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, callbacks=[recorder], enable_progress_bar=False)
+                        enable_checkpointing=False, callbacks=[recorder, judge], enable_progress_bar=False)
     datamodule = MNISTDataModule(data_dir=str(idx_dir))
     datamodule.setup("fit")
     datamodule.batch_size = next(b for b in range(20, 40) if len(datamodule.train_set) % b)  # a short last batch
@@ -65,7 +94,9 @@ def test_epoch_loss_is_the_mean_over_the_epochs_images(idx_dir):
     assert len(set(sizes)) == 2
     expected = sum(loss * n for loss, n in recorder.steps) / sum(sizes)
     assert abs(float(trainer.callback_metrics["train/loss_epoch"]) - expected) < 1e-5
-    assert 0 <= float(trainer.callback_metrics["train/acc"]) <= 1
+    loss, accuracy = judge.means()  # the same figures, from logits computed apart from the step
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(loss, abs=1e-5)
+    assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(accuracy, abs=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["dense", "gan"])

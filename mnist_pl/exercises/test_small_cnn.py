@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnist_pl.exercises import load
@@ -44,6 +47,41 @@ def test_todo2_train_step_lowers_the_loss():
     losses = [exercise.train_step(model, optimizer, images, labels) for _ in range(15)]
     assert all(isinstance(loss, float) for loss in losses), "train_step should return loss.item()"
     assert losses[-1] < 0.5 * losses[0], f"15 steps on one batch should halve the loss: {losses}"
+
+
+def test_todo2_train_step_starts_from_fresh_gradients():
+    """Two steps of plain gradient descent, done here by hand: each step uses its own gradient
+    only. Without zero_grad, the second step would add the first one's gradient again."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    by_hand = copy.deepcopy(model)
+    images, labels = bar_digits(32, seed=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(2):
+        exercise.train_step(model, optimizer, images, labels)
+        gradients = torch.autograd.grad(F.cross_entropy(by_hand(images), labels), list(by_hand.parameters()))
+        with torch.no_grad():
+            for parameter, gradient in zip(by_hand.parameters(), gradients):
+                parameter -= 0.5 * gradient
+    for got, expected in zip(model.parameters(), by_hand.parameters()):
+        assert torch.allclose(got, expected, atol=1e-6), \
+            "the second step differs from w - lr * (its own gradient): clear the old gradients first"
+
+
+def test_todo3_optimizer_uses_the_learning_rate():
+    """Adam's first step moves each weight by about lr (its update is lr * g / |g|): the step
+    taken with configure_optimizers' optimiser must scale with hparams.lr."""
+    images, labels = bar_digits(32, seed=4)
+    for lr in (1e-3, 2e-2):
+        torch.manual_seed(0)
+        model = exercise.LitSmallCNN(lr=lr)
+        optimizer = model.configure_optimizers()
+        before = [p.detach().clone() for p in model.parameters()]
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+        largest = max((p.detach() - b).abs().max().item() for p, b in zip(model.parameters(), before))
+        assert abs(largest - lr) < 0.01 * lr, \
+            f"with lr={lr} Adam's first step should move weights by up to {lr}, not {largest:.2g}: use self.hparams.lr"
 
 
 def test_todo3_lightning_module_learns_to_classify():
