@@ -45,20 +45,37 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dictionary at `path`, on the CPU, or a UserError saying what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("**/last.ckpt")) or sorted(path.glob("**/*.ckpt"))
+        raise UserError(f"checkpoint {path} is a folder; give a .ckpt file"
+                        + (f", such as {inside[0]}." if inside else " (train.py prints it as 'Best checkpoint')."))
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist. Give the .ckpt file of a training run: "
                         "train.py prints it as 'Best checkpoint', under RUN_DIR/checkpoints/.")
     try:
         # weights_only: a checkpoint from elsewhere must not be able to run code while loading
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 (a text file fails with KeyError, others with a dozen types)
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, (KeyError, pickle.UnpicklingError, zipfile.BadZipFile)) and _looks_like_text(path):
+            first_line = "it is a text file"
         raise UserError(f"checkpoint {path} cannot be read ({first_line[:200]}). It is damaged or not "
                         "a PyTorch Lightning checkpoint: train again or pick another .ckpt file.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path} is not a Lightning checkpoint (it has no state_dict); "
                         "give a .ckpt file written by train.py.")
     return checkpoint
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether the file starts as text does (a note or a config given as a checkpoint)."""
+    with open(path, "rb") as file:
+        start = file.read(512)
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\0" not in start
 
 
 def checkpoint_model_name(checkpoint: dict[str, Any]) -> str | None:

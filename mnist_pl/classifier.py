@@ -12,8 +12,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from .nets import MLP, ConvNet
-from .optim import build_optimizer, build_scheduler, can_fuse
+from .nets import ACTIVATIONS, MLP, ConvNet
+from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
+from .rules import at_least, between, one_of, positive
 
 
 def random_affine(images: torch.Tensor, degrees: float = 5.0, translate: float = 0.1,
@@ -66,6 +67,13 @@ class ImageClassifier(L.LightningModule):
     """
 
     MISTAKES_SHOWN = 32  # misclassified validation images kept for the figure
+    # what each argument may be, beyond its type (config.py checks configs against these)
+    CONFIG_RULES = {
+        "optimizer": one_of(OPTIMIZERS), "lr": positive(), "weight_decay": at_least(0),
+        "momentum": between(0, 1), "scheduler": one_of(SCHEDULERS), "step_size": at_least(1),
+        "gamma": between(0, 1, low_open=True), "label_smoothing": between(0, 1, high_open=True),
+        "num_classes": at_least(2), "figures_every_n_epochs": at_least(0),
+    }
 
     net: nn.Module
 
@@ -234,6 +242,9 @@ class DenseClassifier(ImageClassifier):
         **training: the optimiser, schedule and loss settings of ImageClassifier.
     """
 
+    CONFIG_RULES = {"hidden_sizes": at_least(1), "dropout": between(0, 1, high_open=True),
+                    "activation": one_of(ACTIVATIONS)}
+
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.2,
                  activation: str = "relu", **training):
         super().__init__(**training)
@@ -251,6 +262,9 @@ class CNNClassifier(ImageClassifier):
         activation: relu, gelu, silu, tanh, leaky_relu or elu.
         **training: the optimiser, schedule and loss settings of ImageClassifier.
     """
+
+    CONFIG_RULES = {"channels": at_least(1), "hidden_size": at_least(1),
+                    "dropout": between(0, 1, high_open=True), "activation": one_of(ACTIVATIONS)}
 
     def __init__(self, channels: Sequence[int] = (32, 64), hidden_size: int = 128,
                  dropout: float = 0.3, batch_norm: bool = True, activation: str = "relu",

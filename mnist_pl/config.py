@@ -19,6 +19,8 @@ import yaml
 from .data import MNISTDataModule
 from .errors import UserError
 from .registry import MODEL_CLASSES, model_class
+from .rules import (at_least, between, check_value, coerce, constructor_hints, declared_rules, did_you_mean, matches,
+                    one_of)
 
 # the model classes by name (registry.py says where each lives)
 MODELS: dict[str, type[L.LightningModule]] = {name: model_class(name) for name in MODEL_CLASSES}
@@ -28,6 +30,23 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # keys outside the sections: what train() itself does (see training.py)
 TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
              "checkpoint_every_n_steps": 0}
+TOP_LEVEL_TYPES = {"seed": int, "logdir": str, "compile": bool | str, "profile": bool,
+                   "checkpoint_every_n_steps": int}
+TOP_LEVEL_RULES = {"seed": (between(0, 2**32 - 1),), "checkpoint_every_n_steps": (at_least(0),)}
+# the Trainer's ranges (its type hints come from its signature); mnist-pl's own classes declare
+# theirs beside their constructors (CONFIG_RULES)
+TRAINER_RULES = {
+    "max_epochs": (at_least(1, why="a run needs a length for its schedule and its results"),),
+    "min_epochs": (at_least(0),), "max_steps": (at_least(1, also=(-1,)),), "min_steps": (at_least(0),),
+    "limit_train_batches": (at_least(0),), "limit_val_batches": (at_least(0),),
+    "limit_test_batches": (at_least(0),), "limit_predict_batches": (at_least(0),),
+    "overfit_batches": (at_least(0),), "check_val_every_n_epoch": (at_least(1),),
+    "num_sanity_val_steps": (at_least(-1),), "log_every_n_steps": (at_least(0),),
+    "accumulate_grad_batches": (at_least(1),), "gradient_clip_val": (at_least(0),),
+    "gradient_clip_algorithm": (one_of(("norm", "value")),), "num_nodes": (at_least(1),),
+    "reload_dataloaders_every_n_epochs": (at_least(0),),
+    "accelerator": (one_of(("auto", "cpu", "gpu", "cuda", "mps", "tpu")),),
+}
 # Trainer arguments that mnist-pl sets itself (see training.py), so a config may not.
 TRAINER_MANAGED = {"self", "logger", "callbacks", "default_root_dir", "enable_checkpointing",
                    "enable_progress_bar", "plugins", "profiler"}
@@ -57,19 +76,6 @@ def default_config_path(model: str) -> Path:
     return CONFIG_DIR / f"{model}.yaml"
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """YAML reads 1e-3 as a string and a user may write 10 for 10.0: match the default's type."""
-    if isinstance(default, bool) or default is None or isinstance(value, type(default)):
-        return value
-    if isinstance(default, (int, float)) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except ValueError:
-            raise UserError(f"{key} must be a number, got {value!r}.") from None
-        return int(number) if isinstance(default, int) and number.is_integer() else number
-    return value
-
-
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`--set section.key=value` strings as {"section.key": value}; values are parsed as YAML."""
     overrides = {}
@@ -94,19 +100,101 @@ def _how_to_get_a_config(model: str) -> str:
             "reinstall mnist-pl (pip install . in its source folder), or pass --config with a YAML file.")
 
 
-def load_config(model: str, path: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def _as_typed(value: Any) -> str:
+    """`value` as a user types it (true, null, [1, 2], 0.1)."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _where(key: str, value: Any, source: str) -> str:
+    """How the user wrote `key`: "--lr -1.0", "--set model.lr=-1.0" or "model.lr in FILE"."""
+    text = _as_typed(value)
+    if source == "--set":
+        return f"--set {key}={text}"
+    if source.startswith("--"):
+        return f"{source} {text}"
+    return f"{key}: {text} in {source}"
+
+
+def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> UserError:
+    """The error for a key no section has, with the key the user most likely meant."""
+    section, _, name = key.rpartition(".")
+    sections = {k.partition(".")[0] for k in valid if "." in k}
+    where = f"unknown config key {key!r} (from {source}) for model {model!r}"
+    if not section:
+        homes = [k for k in valid if k.endswith(f".{name}")]
+        if homes:
+            return UserError(f"{where}; did you mean {homes[0]!r}? Keys inside a section need its name.")
+        top = sorted(k for k in valid if "." not in k)
+        return UserError(f"{where}{did_you_mean(name, top + sorted(sections))}. Top-level keys: "
+                         f"{', '.join(top)}; sections: {', '.join(sorted(sections))}.")
+    if section not in sections:
+        return UserError(f"{where}: there is no section {section!r}{did_you_mean(section, sections)} "
+                         f"(sections: {', '.join(sorted(sections))}).")
+    if section == "model":
+        owners = [other for other in MODELS if other != model
+                  and name in constructor_defaults(MODELS[other])]
+        if owners:
+            return UserError(f"{where}: model.{name} belongs to the {' and '.join(owners)} model "
+                             f"(--model {owners[0]}), not to {model}. {model}'s model keys: "
+                             f"{', '.join(sorted(k.partition('.')[2] for k in valid if k.startswith('model.')))}.")
+    if section == "trainer" and name in TRAINER_MANAGED:
+        return UserError(f"{where}: mnist-pl sets trainer.{name} itself (see the README's "
+                         "Configuration section); leave it out.")
+    keys = sorted(k.partition(".")[2] for k in valid if k.startswith(f"{section}."))
+    close = did_you_mean(name, keys).replace("did you mean '", f"did you mean '{section}.")
+    return UserError(f"{where}{close or '.'} Valid {section} keys: {', '.join(keys)}.")
+
+
+def key_rules(model: str) -> dict[str, tuple[Any, tuple[Any, ...]]]:
+    """(type hint, rules) of every config key of `model`, read off the classes that take them."""
+    classes = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer}
+    found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, TOP_LEVEL_RULES.get(k, ()))
+                                                    for k, hint in TOP_LEVEL_TYPES.items()}
+    for section, cls in classes.items():
+        hints = constructor_hints(cls)
+        rules = TRAINER_RULES if cls is L.Trainer else declared_rules(cls)
+        for name in section_defaults(model)[section]:
+            found[f"{section}.{name}"] = (hints.get(name), rules.get(name, ()))
+    return found
+
+
+def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tuple[Any, ...],
+                       example: Any = None) -> Any:
+    """`value` made the hint's number type, or a UserError naming the key, where it came from and
+    what it may be (with `example`, the default, when the type is wrong)."""
+    value = coerce(value, hint)
+    problem = check_value(value, hint, rules)
+    if problem:
+        if example is not None and not matches(value, hint):
+            problem += f", such as {_as_typed(list(example) if isinstance(example, tuple) else example)}"
+        raise UserError(f"{_where(key, value, source)}: {key} {problem}{'' if problem.endswith('?') else '.'}")
+    return value
+
+
+def load_config(model: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                origins: dict[str, str] | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
     """The full, validated config for `model`: code defaults, then the YAML file (default
-    configs/<model>.yaml), then `overrides` ({"model.lr": 0.01, "seed": 1, ...})."""
+    configs/<model>.yaml), then `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
+
+    Every value is checked against its constructor argument's type hint and declared rules
+    before anything is built. `origins` says where an override came from (a flag such as
+    "--lr"; default "--set"), for the error messages; `sources`, if given, is filled with where
+    each key set by the file or the overrides came from.
+    """
     if model not in MODELS:
-        raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}.")
+        raise UserError(f"unknown model {model!r}{did_you_mean(model, MODELS)} (choose {', '.join(MODELS)}).")
     defaults = section_defaults(model)
     path = Path(path) if path is not None else default_config_path(model)
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model)}") from None
-    except (OSError, yaml.YAMLError) as err:
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"config file {path}{at}: not valid YAML ({err.problem or err.context}). "
+                        "Check the indentation and the brackets there.") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"config file {path} cannot be read as YAML: {err}".splitlines()[0]) from None
     if not isinstance(loaded, dict):
         raise UserError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}.")
@@ -119,17 +207,21 @@ def load_config(model: str, path: str | Path | None = None,
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
-    sources = {key: str(path) for key in flat}
+    where = {key: str(path) for key in flat}
     for key, value in (overrides or {}).items():
-        flat[key], sources[key] = value, "--set"
+        flat[key] = value
+        where[key] = (origins or {}).get(key, "--set")
 
     valid = {**TOP_LEVEL, **{f"{s}.{k}": v for s, keys in defaults.items() for k, v in keys.items()}}
+    rules = key_rules(model)
     config: dict[str, Any] = {**TOP_LEVEL, **{section: {} for section in defaults}}
     for key, value in flat.items():
         if key not in valid:
-            raise UserError(f"unknown config key {key!r} (from {sources[key]}) for model {model!r}. "
-                            f"Valid keys: {', '.join(sorted(valid))}.")
-        value = _coerce(key, value, valid[key])
+            raise _unknown_key(key, where[key], model, valid)
+        hint, key_rule = rules[key]
+        value = check_config_value(key, value, where[key], hint, key_rule, valid[key])
+        if sources is not None:
+            sources[key] = where[key]
         section, _, name = key.rpartition(".")
         if section:
             config[section][name] = value

@@ -7,7 +7,9 @@ as one uint8 tensor from which whole batches are cut by indexing (no per-image P
 
 from __future__ import annotations
 
+import difflib
 import gzip
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -18,6 +20,7 @@ import torchvision
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
 from .errors import UserError
+from .rules import at_least, check_arguments, did_you_mean, one_of, positive
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -128,35 +131,74 @@ def load_idx_folder(folder: str | Path) -> dict[str, torch.Tensor]:
     return splits
 
 
-def locate_data(dataset: str, data_dir: str | Path, download: bool = True) -> Path:
+DEFAULT_DATA_DIR = "data"  # downloads go here unless the user asks for another folder
+
+
+def may_download(data_dir: str | Path, download: bool | None) -> bool:
+    """Whether missing data may be downloaded into `data_dir`: as `download` says, and when it
+    is None only into the default folder `data` (a mistyped --data-dir must not grow folders)."""
+    return download if download is not None else Path(data_dir) == Path(DEFAULT_DATA_DIR)
+
+
+def _what_is_missing(data_dir: Path, tv_raw: Path) -> str:
+    """Why `data_dir` holds no data set, in a few words, with the sibling it may have meant."""
+    if not data_dir.exists():
+        parent = data_dir.parent
+        siblings = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+        close = difflib.get_close_matches(data_dir.name, siblings, n=1, cutoff=0.6)
+        return f"folder {data_dir} does not exist" + (f" (did you mean {parent / close[0]}?)" if close else "")
+    if not data_dir.is_dir():
+        return f"{data_dir} is a file, not a folder"
+    present = [name for name in IDX_FILES.values()
+               for folder in (data_dir, tv_raw) for suffix in ("", ".gz") if (folder / f"{name}{suffix}").is_file()]
+    missing = [name for name in IDX_FILES.values() if name not in present]
+    if present:
+        return f"{data_dir} lacks {', '.join(missing)} (plain or .gz)"
+    inside = [p for p in sorted(data_dir.iterdir()) if p.is_dir() and find_idx_files(p) is not None]
+    return (f"{data_dir} holds none of the four IDX files ({', '.join(IDX_FILES.values())}, plain or .gz)"
+            + (f" (did you mean {inside[0]}?)" if inside else ""))
+
+
+def _download_reason(err: Exception) -> str:
+    """The useful part of a failed download's message: torchvision's first line names the file
+    and ends in a colon; the reason (no network, refused, checksum) is on the last line."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    reason = lines[-1].strip("<>").removeprefix("urlopen error ")
+    return reason if len(lines) == 1 else f"{lines[0].rstrip(':')}: {reason}"
+
+
+def locate_data(dataset: str, data_dir: str | Path, download: bool | None = None) -> Path:
     """The folder holding `dataset`'s IDX files: `data_dir` itself, torchvision's layout under
-    it, or, failing both, a fresh torchvision download (checksummed) into `data_dir`."""
+    it, or, failing both and if `may_download`, a fresh torchvision download (checksummed) into
+    `data_dir`. A failed download removes the folders it made."""
     if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or give "
-                        "--data-dir a folder holding the four IDX files.")
+        raise UserError(f"unknown dataset {dataset!r}{did_you_mean(dataset, DATASETS)} (choose "
+                        f"{', '.join(DATASETS)}), or give --data-dir a folder holding the four IDX files.")
     data_dir = Path(data_dir)
     tv_class = DATASETS[dataset].torchvision_class
     tv_raw = data_dir / tv_class.__name__ / "raw"
     for folder in (data_dir, tv_raw):
         if find_idx_files(folder) is not None:
             return folder
-    error = "downloading was switched off"
-    if download:
-        try:
-            tv_class(str(data_dir), train=True, download=True)
-            tv_class(str(data_dir), train=False, download=True)
-        except Exception as err:  # network errors come in many types; all mean the same here
-            # torchvision's message lists every mirror tried; its first line says enough
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            error = f"the download failed ({type(err).__name__}: {first_line})"
-        if find_idx_files(tv_raw) is not None:
-            return tv_raw
-    raise DataNotFoundError(
-        f"{dataset} data not found: looked in {data_dir} and {tv_raw}, and {error}. Fix it by "
-        "either (1) passing --data-dir FOLDER where FOLDER holds train-images-idx3-ubyte, "
-        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain or "
-        ".gz), or (2) downloading on a machine with internet (python -m mnist_pl download "
-        f"--dataset {dataset} --data-dir data) and copying the folder here.")
+    how = f"python -m mnist_pl download --dataset {dataset} --data-dir {data_dir}"
+    if not may_download(data_dir, download):
+        raise DataNotFoundError(
+            f"no {dataset} data: {_what_is_missing(data_dir, tv_raw)}. Give --data-dir the folder that "
+            f"holds the four IDX files, or download {dataset} into {data_dir} with: {how}")
+    made = [folder for folder in (tv_raw, *tv_raw.parents) if not folder.exists()]
+    try:
+        tv_class(str(data_dir), train=True, download=True)
+        tv_class(str(data_dir), train=False, download=True)
+    except Exception as err:  # network errors come in many types; all mean the same here
+        if made:
+            shutil.rmtree(made[-1], ignore_errors=True)  # only what this download made
+        raise DataNotFoundError(
+            f"{dataset} data not found in {data_dir}, and the download failed ({_download_reason(err)}). "
+            f"Connect to the internet and run: {how}; or download on a machine with internet and "
+            "copy the folder of the four IDX files here, then pass it as --data-dir.") from None
+    return tv_raw
 
 
 # ---------------------------------------------------------------------------- batches
@@ -310,30 +352,29 @@ class MNISTDataModule(L.LightningDataModule):
         normalize: "standard" (zero mean, unit variance: classifiers) or "symmetric" ([-1, 1],
             what a Tanh generator emits: GANs).
         num_workers: DataLoader worker processes. 0 is fastest here: batches are cut from memory.
-        download: whether torchvision may download missing data.
+        download: whether torchvision may download missing data; None: only into the default
+            folder `data` (a mistyped data_dir is an error, not a new folder).
         data_on_device: when a Trainer runs on a GPU, keep every split there (uint8, about 55 MB
             for MNIST), so batches are cut and normalised on the GPU and never copied from the host.
     """
+
+    CONFIG_RULES = {"dataset": one_of(DATASETS), "batch_size": at_least(1), "val_size": positive(),
+                    "normalize": one_of(("standard", "symmetric")), "num_workers": at_least(0)}
 
     def __init__(
         self,
         dataset: str = "mnist",
         data_dir: str = "data",
         batch_size: int = 128,
-        val_size: float = 0.1,
+        val_size: float | int = 0.1,
         split_seed: int | None = 0,
         normalize: str = "standard",
         num_workers: int = 0,
-        download: bool = True,
+        download: bool | None = None,
         data_on_device: bool = True,
     ):
         super().__init__()
-        if dataset not in DATASETS:
-            raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
-        if normalize not in ("standard", "symmetric"):
-            raise UserError(f"unknown normalize {normalize!r}; choose 'standard' or 'symmetric'.")
-        if batch_size < 1:
-            raise UserError(f"batch_size must be at least 1, got {batch_size}.")
+        check_arguments(MNISTDataModule, dataset=dataset, batch_size=batch_size, normalize=normalize)
         self.save_hyperparameters()
         self.dataset, self.data_dir, self.batch_size = dataset, data_dir, batch_size
         self.val_size, self.split_seed, self.normalize = val_size, split_seed, normalize
@@ -355,6 +396,12 @@ class MNISTDataModule(L.LightningDataModule):
         """Map normalised images back to [0, 1] for display."""
         mean, std = self.mean_std
         return (images * std + mean).clamp(0, 1)
+
+    def check_data(self) -> None:
+        """A DataNotFoundError now if the data is missing and may not be downloaded (train()
+        checks this before it makes a run directory; a download waits for prepare_data)."""
+        if not may_download(self.data_dir, self.download):
+            locate_data(self.dataset, self.data_dir, download=False)
 
     def prepare_data(self) -> None:
         locate_data(self.dataset, self.data_dir, self.download)

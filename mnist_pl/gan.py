@@ -19,6 +19,7 @@ from torch import nn
 from .errors import UserError
 from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
 from .optim import build_optimizer
+from .rules import Length, at_least, between, check_arguments, one_of, positive
 
 ARCHS = ("fc", "dcgan")
 
@@ -61,6 +62,17 @@ class GAN(L.LightningModule):
         quality_samples: samples scored each epoch when there is an evaluator.
     """
 
+    CONFIG_RULES = {
+        "arch": one_of(ARCHS), "num_classes": at_least(2), "latent_dim": at_least(1),
+        "generator_channels": (at_least(1), Length(2, "7x7 and 14x14 feature maps")),
+        "discriminator_channels": (at_least(1), Length(2, "14x14 and 7x7 feature maps")),
+        "generator_hidden": at_least(1), "discriminator_hidden": at_least(1),
+        "dropout": between(0, 1, high_open=True), "lr": positive(),
+        "betas": (between(0, 1, high_open=True), Length(2, "Adam's beta1 and beta2")),
+        "real_label": between(0, 1, low_open=True), "ema_decay": between(0, 1, high_open=True),
+        "num_samples": at_least(1),
+    }
+
     def __init__(self, arch: str = "dcgan", conditional: bool = False, num_classes: int = 10,
                  latent_dim: int = 64, generator_channels: Sequence[int] = (128, 64),
                  discriminator_channels: Sequence[int] = (64, 128),
@@ -70,10 +82,7 @@ class GAN(L.LightningModule):
                  ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0,
                  evaluator_checkpoint: str | None = None, quality_samples: int = 1000):
         super().__init__()
-        if arch not in ARCHS:
-            raise UserError(f"unknown GAN arch {arch!r}; choose one of {', '.join(ARCHS)}.")
-        if not 0 <= ema_decay < 1:
-            raise UserError(f"ema_decay must be in [0, 1), got {ema_decay}; 0.999 is a good start.")
+        check_arguments(GAN, arch=arch, ema_decay=ema_decay)
         self.save_hyperparameters()
         self.automatic_optimization = False
         classes = num_classes if conditional else 0

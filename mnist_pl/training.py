@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
 import platform
+import re
+import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, TypeVar
 
 import lightning as L
 import torch
@@ -26,6 +29,9 @@ from .config import MODELS, section_defaults
 from .data import MNISTDataModule
 from .errors import UserError
 from .gan import GAN
+
+
+T = TypeVar("T")
 
 
 class ProgressBar(TQDMProgressBar):
@@ -94,20 +100,57 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
 
 
-class _NoAdverts(logging.Filter):
-    """Drops Lightning's "Tip: ... try installing litlogger / litmodels" lines, which advertise a
-    cloud service to every run; its other lines (which accelerator, the model summary) pass."""
+# Lightning's lines that tell a user nothing to act on: which hardware it saw (and did not use),
+# that fit stopped at max_epochs, that test reloaded the best checkpoint (the summary names it),
+# and its adverts for a cloud service. Its warnings and errors still show.
+_CHATTER = re.compile(r"^\s*((GPU|TPU|HPU|IPU) available:|LOCAL_RANK: \d+ - |`Trainer\.fit` stopped: "
+                      r"|Restoring states from the checkpoint path|Loaded model weights from the checkpoint)"
+                      r"|Tip:.*(litlogger|litmodels)")
+# warnings that are Lightning's and torch's business, or wrong for mnist-pl: its classifiers and
+# GAN log their step losses every log_every_n_steps steps across epochs, however short an epoch
+_IGNORED_WARNINGS = [
+    dict(message=r"The number of training batches \(\d+\) is smaller than the logging interval"),
+    *(dict(category=category, module=module) for category in (DeprecationWarning, FutureWarning)
+      for module in (r"lightning(_fabric|_utilities)?\.", r"torch\.", r"torchmetrics\.")),
+]
 
+
+class _NoChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("Tip:" in message and ("litlogger" in message or "litmodels" in message))
+        return not _CHATTER.search(record.getMessage())
 
 
-def hide_lightning_adverts() -> None:
-    """Silence the advertisements of the Lightning Trainer's rank-zero logger (idempotent)."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoAdverts) for f in log.filters):
-        log.addFilter(_NoAdverts())
+def hide_lightning_chatter() -> None:
+    """Keep Lightning's informational lines that a user cannot act on (see _CHATTER) out of the
+    output of every Trainer in this process (idempotent); its warnings and errors still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoChatter) for f in log.filters):
+            log.addFilter(_NoChatter())
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Hide, inside the block, the warnings of _IGNORED_WARNINGS (library deprecations a user
+    cannot act on); every other warning still shows."""
+    with warnings.catch_warnings():
+        for spec in _IGNORED_WARNINGS:
+            warnings.filterwarnings("ignore", **spec)
+        yield
+
+
+@contextlib.contextmanager
+def removed_if_failed(run_dir: Path | None) -> Iterator[None]:
+    """Remove the folders this run makes for `run_dir` if the block fails before any checkpoint
+    is written, so that a failed run leaves no empty version_N (and the next run takes its
+    number). Folders that existed before are never removed, nor a run that saved a checkpoint."""
+    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()] if run_dir else []
+    try:
+        yield
+    except Exception:
+        if made and not any(run_dir.glob("checkpoints/*.ckpt")):
+            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this run made
+        raise
 
 
 def check_accelerator(accelerator: str) -> None:
@@ -162,7 +205,7 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
     those callbacks.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
-    hide_lightning_adverts()
+    hide_lightning_chatter()
     strategy = trainer_args.get("strategy")
     if isinstance(model, GAN) and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
         # each of the GAN's two steps leaves the other network's weights without gradients,
@@ -190,12 +233,39 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
                      plugins=[AtomicCheckpointIO()], **trainer_args)
 
 
-def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None) -> dict[str, Any]:
+def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None,
+          sources: dict[str, str] | None = None) -> dict[str, Any]:
     """Train `model_name` with a config from `load_config`; return (and save) the results.
 
     `resume` is a checkpoint to continue from: model, optimisers, schedules, epoch and step
     are restored, and a checkpoint of a train.py run keeps logging into that run's directory.
+    `sources` (from load_config) says where each key came from, for error messages. A run that
+    fails before its first checkpoint leaves no run directory behind.
     """
+    with quiet_warnings(), contextlib.ExitStack() as cleanup:
+        return _train(model_name, config, resume, sources or {}, cleanup)
+
+
+def built(what: str, section: str, config: dict[str, Any], sources: dict[str, str], make: Callable[[], T]) -> T:
+    """`make()`, with any error but a UserError turned into one naming the config keys of
+    `section` it most likely came from (the ones its message names, else those the user set)."""
+    try:
+        return make()
+    except UserError:
+        raise
+    except Exception as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        keys = [f"{section}.{k}" for k in config[section] if re.search(rf"\b{re.escape(k)}\b", text)]
+        keys = keys or [k for k in sources if k.startswith(f"{section}.")]
+        blamed = ", ".join(f"{k}={config[section][k.partition('.')[2]]!r} (from {sources.get(k, 'the defaults')})"
+                           for k in keys)
+        raise UserError(f"the {what} cannot be built from the {section} section of the config "
+                        f"({type(err).__name__}: {text or 'no message'}); "
+                        + (f"check {blamed}." if blamed else f"check the {section} keys.")) from None
+
+
+def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, sources: dict[str, str],
+           cleanup: contextlib.ExitStack) -> dict[str, Any]:
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
     # the run's seed fixes the validation split and the GAN's fixed noise too, unless set apart
@@ -203,8 +273,9 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     for section, key in (("data", "split_seed"), ("model", "sample_seed")):
         if key in known[section] and config[section].get(key) is None:
             config[section][key] = config["seed"]
-    model = MODELS[model_name](**config["model"])
-    datamodule = MNISTDataModule(**config["data"])
+    model = built("model", "model", config, sources, lambda: MODELS[model_name](**config["model"]))
+    datamodule = built("data module", "data", config, sources, lambda: MNISTDataModule(**config["data"]))
+    datamodule.check_data()  # before any run directory is made
     if isinstance(model, GAN) and datamodule.normalize != "symmetric":
         raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
                         "way: set data.normalize: symmetric (as configs/gan.yaml does).")
@@ -223,8 +294,9 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
     logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
-    trainer = build_trainer(model, logger, config["checkpoint_every_n_steps"], profiler=profiler,
-                            **config["trainer"])
+    trainer = built("Trainer", "trainer", config, sources, lambda: build_trainer(
+        model, logger, config["checkpoint_every_n_steps"], profiler=profiler, **config["trainer"]))
+    cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
     mode = compile_mode(config["compile"], trainer.strategy.root_device)
     if mode is not None:
         compile_model(model, mode)
@@ -275,7 +347,8 @@ def train(model_name: str, config: dict[str, Any], resume: str | Path | None = N
 
 def format_results(results: dict[str, Any]) -> str:
     """The summary printed at the end of a run."""
-    lines = [f"Model:            {results['model']} on {results['dataset']} ({results['epochs']} epochs, "
+    epochs = f"{results['epochs']} epoch{'' if results['epochs'] == 1 else 's'}"
+    lines = [f"Model:            {results['model']} on {results['dataset']} ({epochs}, "
              f"{results['global_step']} steps, {results['seconds']} s)"]
     for key, value in results.get("test", {}).items():
         lines.append(f"{key + ':':<18}{value:.4f}")
@@ -286,7 +359,10 @@ def format_results(results: dict[str, Any]) -> str:
     if results.get("quality"):
         lines.append("Sample quality:   " + ", ".join(f"{k} {v:.3f}" for k, v in results["quality"].items()
                                                       if not isinstance(v, list)))
-    lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none: fast_dev_run saves none)'}")
+    if results["best_checkpoint"] or results["run_dir"]:
+        lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none saved)'}")
+    else:
+        lines.append("Best checkpoint:  (none: fast_dev_run saves none)")
     if results["run_dir"]:
         lines.append(f"Run directory:    {results['run_dir']}")
         lines.append(f"Results:          {Path(results['run_dir']) / 'results.json'}")

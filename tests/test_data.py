@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from mnist_pl import CorruptDataError, DataNotFoundError, MNISTDataModule, UserError, read_idx
-from mnist_pl.data import InMemoryImages, locate_data
+from mnist_pl.data import InMemoryImages, locate_data, may_download
 
 from conftest import make_digits, make_idx_folder, write_idx
 
@@ -94,16 +94,27 @@ def test_missing_data_lists_paths_and_both_fixes(tmp_path):
     with pytest.raises(DataNotFoundError) as err:
         locate_data("mnist", tmp_path / "nowhere", download=False)
     message = str(err.value)
-    assert str(tmp_path / "nowhere") in message and str(tmp_path / "nowhere" / "MNIST" / "raw") in message
-    assert "--data-dir" in message and "machine with internet" in message
+    assert f"folder {tmp_path / 'nowhere'} does not exist" in message
+    assert "Give --data-dir the folder" in message
+    assert f"python -m mnist_pl download --dataset mnist --data-dir {tmp_path / 'nowhere'}" in message
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_only_the_default_folder_downloads_unasked(tmp_path, monkeypatch):
+    """A data_dir the user named is never made into a download target unless download=True."""
+    monkeypatch.chdir(tmp_path)
+    assert may_download("data", None) and may_download(tmp_path / "data", True)
+    assert not may_download(tmp_path / "mine", None) and not may_download("data", False)
 
 
 def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example.org/, got:\n"
+                           "<urlopen error timed out>\n")
     monkeypatch.setattr(torchvision.datasets.MNIST, "__init__", offline)
-    with pytest.raises(DataNotFoundError, match=r"the download failed \(RuntimeError: Error downloading"):
-        MNISTDataModule(data_dir=str(tmp_path)).prepare_data()
+    with pytest.raises(DataNotFoundError, match=r"the download failed \(Error downloading "
+                                                r"train-images-idx3-ubyte.gz: timed out\)"):
+        MNISTDataModule(data_dir=str(tmp_path), download=True).prepare_data()
 
 
 @pytest.mark.parametrize("damage, message", [

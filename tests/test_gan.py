@@ -94,7 +94,7 @@ def test_ema_is_saved_and_restored_with_checkpoints(idx_dir, tmp_path):
 
 
 def test_bad_settings_are_user_errors():
-    with pytest.raises(UserError, match="unknown GAN arch"):
+    with pytest.raises(UserError, match="arch must be one of fc, dcgan"):
         GAN(arch="stylegan")
     with pytest.raises(UserError, match="ema_decay"):
         GAN(ema_decay=1.0)

@@ -57,7 +57,7 @@ def test_bad_requests_exit_2(idx_dir, tmp_path, capsys, args, message):
 
 def test_missing_data_exits_2_without_download(tmp_path, capsys):
     assert main(["show", "--data-dir", str(tmp_path), "--no-download"]) == 2
-    assert "data not found" in capsys.readouterr().err
+    assert "no mnist data:" in capsys.readouterr().err
 
 
 def test_real_digits_from_the_command_line(subset_dir, tmp_path):

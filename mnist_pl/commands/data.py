@@ -41,7 +41,7 @@ def _show(args: argparse.Namespace) -> int:
     from ..data import MNISTDataModule
     from ..plots import image_grid, save_figure, single_image
 
-    dm = MNISTDataModule(dataset=args.dataset, data_dir=args.data_dir, download=not args.no_download)
+    dm = MNISTDataModule(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None)
     dm.setup()
     data = {"train": dm.train_set, "val": dm.val_set, "test": dm.test_set}[args.split]
     count = len(data)

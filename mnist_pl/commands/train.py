@@ -62,7 +62,11 @@ def _train(args: argparse.Namespace) -> int:
     if "trainer.devices" in overrides:  # "2" -> 2; "0,1" stays a device list for Lightning
         devices = overrides["trainer.devices"]
         overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
-    overrides.update(parse_set(args.set))
+    origins = {key: "--" + flag.replace("_", "-") for flag, key in FLAG_KEYS.items() if key in overrides}
+    origins["trainer.fast_dev_run"] = "--fast-dev-run"
+    from_set = parse_set(args.set)
+    overrides.update(from_set)
+    origins.update({key: "--set" for key in from_set})
     config_path, resume = args.config, None
     if args.resume:
         resume = _resume_path(args, overrides)
@@ -70,8 +74,9 @@ def _train(args: argparse.Namespace) -> int:
         # the run's own config, if the run is of this model (else the mismatch is reported later)
         if config_path is None and run_dir is not None and run_dir.parent.name == args.model:
             config_path = run_dir / "config.yaml"
-    config = load_config(args.model, config_path, overrides)
-    results = train(args.model, config, resume=resume)
+    sources: dict[str, str] = {}
+    config = load_config(args.model, config_path, overrides, origins, sources)
+    results = train(args.model, config, resume=resume, sources=sources)
     if rank_zero_only.rank == 0:  # under DDP every process runs this; one reports
         print(format_results(results))
     return 0

@@ -1,0 +1,193 @@
+"""A student's mistakes: each is one line `error: ...` on stderr after no other output, exit status 2,
+no traceback, and the log and data folders exactly as they were before (nothing made, nothing lost).
+
+The cases run through the CLI's main() in this process, to keep the suite fast; the real
+script's exit status and stderr are checked in subprocesses by the slow tests at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import SUBSET, make_idx_folder, run_cli
+from mnist_pl.cli import main
+
+
+def tree(*folders: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `folders`, with each file's size and modification time: what a failed
+    run may not change (a folder's own time changes when a run folder is made and removed)."""
+    found = {}
+    for folder in folders:
+        for path in [folder, *folder.rglob("*")] if folder.exists() else []:
+            stat = path.stat()
+            found[str(path)] = (stat.st_size, stat.st_mtime_ns) if path.is_file() else (-1, -1)
+    return found
+
+
+@pytest.fixture
+def world(tmp_path: Path, idx_dir: Path, gan_checkpoint: Path) -> dict[str, Path]:
+    """A user's folders: runs/ with an earlier run in it, data/ with a data set, a folder of
+    PNGs, a text file, a broken YAML file and a GAN checkpoint."""
+    runs = tmp_path / "runs"
+    earlier = runs / "dense" / "version_0"
+    (earlier / "checkpoints").mkdir(parents=True)
+    (earlier / "results.json").write_text("{}\n")
+    data = tmp_path / "data"
+    subset = data / "mnist-subset"
+    shutil.copytree(idx_dir, subset)
+    partial = data / "three-files"
+    shutil.copytree(idx_dir, partial)
+    next(partial.glob("t10k-labels*")).unlink()
+    pictures = data / "pictures"
+    pictures.mkdir()
+    from PIL import Image
+
+    Image.new("L", (28, 28), 255).save(pictures / "blank.png")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes: train the CNN for 15 epochs\n")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model:\n  lr: 0.1\n   dropout: 0.2\n")
+    return {"runs": runs, "data": data, "subset": subset, "partial": partial, "pictures": pictures,
+            "notes": notes, "bad_yaml": bad_yaml, "gan": gan_checkpoint, "tmp": tmp_path}
+
+
+def train_args(w: dict[str, Path], *extra: str, model: str = "dense") -> list[str]:
+    return ["train", "--model", model, "--data-dir", str(w["subset"]), "--logdir", str(w["runs"]),
+            "--accelerator", "cpu", *extra]
+
+
+# Each case: the command line (from the folders of `world`) and a piece of the one error line.
+# The first block is the issue's list; the second are further mistakes a student makes.
+CASES = {
+    # the issue's cases
+    "max-epochs -1": (lambda w: train_args(w, "--max-epochs", "-1"), "--max-epochs -1: trainer.max_epochs must be at least 1"),
+    "max-epochs 0": (lambda w: train_args(w, "--max-epochs", "0"), "--max-epochs 0: trainer.max_epochs must be at least 1"),
+    "lr -1": (lambda w: train_args(w, "--lr", "-1"), "--lr -1.0: model.lr must be above 0"),
+    "hidden_sizes not a list": (lambda w: train_args(w, "--set", "model.hidden_sizes=256"),
+                                "model.hidden_sizes must be a list of whole numbers, such as [512, 256]"),
+    "predict: text file as checkpoint": (lambda w: ["predict", "--checkpoint", str(w["notes"]), str(w["pictures"])],
+                                         "cannot be read (it is a text file)"),
+    "generate: text file as checkpoint": (lambda w: ["generate", "--checkpoint", str(w["notes"]),
+                                                     "--out", str(w["tmp"] / "g.png")], "it is a text file"),
+    "evaluate: text file as checkpoint": (lambda w: ["evaluate", "--checkpoint", str(w["notes"]),
+                                                     "--out-dir", str(w["tmp"] / "ev")], "it is a text file"),
+    "score: text file as evaluator": (lambda w: ["score", "--evaluator", str(w["notes"]), "--data-dir",
+                                                 str(w["subset"])], "it is a text file"),
+    "resume: text file as checkpoint": (lambda w: train_args(w, "--resume", str(w["notes"])), "it is a text file"),
+    "data-dir typo": (lambda w: train_args(w, "--data-dir", str(w["data"] / "mnist-subsett")),
+                      "mnist-subsett does not exist (did you mean"),
+    "data-dir of pictures": (lambda w: train_args(w, "--data-dir", str(w["pictures"])),
+                             "holds none of the four IDX files"),
+    "key without its section": (lambda w: train_args(w, "--set", "hidden_sizes=[64]"),
+                                "did you mean 'model.hidden_sizes'?"),
+    "cnn key given to dense": (lambda w: train_args(w, "--set", "model.channels=[8]"),
+                               "model.channels belongs to the cnn model"),
+    "misspelt key": (lambda w: train_args(w, "--set", "model.dropuot=0.1"), "did you mean 'model.dropout'?"),
+    "YAML error": (lambda w: train_args(w, "--config", str(w["bad_yaml"])), "bad.yaml, line 3, column 11"),
+    # the cases the issue found already right, kept right
+    "batch size 0": (lambda w: train_args(w, "--batch-size", "0"), "--batch-size 0: data.batch_size must be at least 1"),
+    "lr not a number": (lambda w: train_args(w, "--set", "model.lr=abc"), "model.lr must be a number"),
+    "resume last without a run": (lambda w: train_args(w, "--resume", "last", model="cnn"), "nothing to resume"),
+    "GAN checkpoint to predict": (lambda w: ["predict", "--checkpoint", str(w["gan"]), str(w["pictures"])],
+                                  "holds a GAN"),
+    "text file as image": (lambda w: ["predict", "--checkpoint", str(w["gan"]), str(w["notes"])], "holds a GAN"),
+    "show index out of range": (lambda w: ["show", "--data-dir", str(w["subset"]), "--index", "99999"],
+                                "--index 99999 is outside"),
+    # further mistakes (listed in the closing note)
+    "optimizer misspelt": (lambda w: train_args(w, "--set", "model.optimizer=adamm"), "did you mean 'adam'?"),
+    "dropout above 1": (lambda w: train_args(w, "--set", "model.dropout=1.5"), "model.dropout must be in [0, 1)"),
+    "precision unknown": (lambda w: train_args(w, "--precision", "15"), "--precision 15: trainer.precision must be one of"),
+    "accelerator misspelt": (lambda w: train_args(w, "--accelerator", "gpuu"), "did you mean 'gpu'?"),
+    "devices not a number": (lambda w: train_args(w, "--devices", "abc"), "check trainer.devices='abc' (from --devices)"),
+    "key mnist-pl sets itself": (lambda w: train_args(w, "--set", "trainer.logger=false"),
+                                 "mnist-pl sets trainer.logger itself"),
+    "section misspelt": (lambda w: train_args(w, "--set", "modle.lr=0.1"), "there is no section 'modle'; did you mean 'model'?"),
+    "GAN betas of one number": (lambda w: train_args(w, "--set", "model.betas=[0.5]", model="gan"),
+                                "model.betas must have 2 entries"),
+    "dataset misspelt": (lambda w: train_args(w, "--dataset", "mnsit"), "did you mean 'mnist'?"),
+    "data-dir is a file": (lambda w: train_args(w, "--data-dir", str(w["notes"])), "is a file, not a folder"),
+    "data-dir lacks a file": (lambda w: train_args(w, "--data-dir", str(w["partial"])), "lacks t10k-labels-idx1-ubyte"),
+    "data-dir one level too high": (lambda w: train_args(w, "--data-dir", str(w["data"])),
+                                    "did you mean {data}/mnist-subset?"),
+    "run folder as checkpoint": (lambda w: ["predict", "--checkpoint", str(w["runs"] / "dense" / "version_0"),
+                                            str(w["pictures"])], "is a folder"),
+    "validation takes every image": (lambda w: train_args(w, "--set", "data.val_size=0.999999", "--max-epochs", "1"),
+                                     "leaves no training or no validation images"),
+    "epochs not a number": (lambda w: train_args(w, "--set", "trainer.max_epochs=ten"),
+                            "trainer.max_epochs must be a whole number"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_mistake_is_one_line_and_changes_nothing(case, world, capfd, monkeypatch):
+    monkeypatch.chdir(world["tmp"])
+    make_argv, expected = CASES[case]
+    expected = expected.format(data=world["data"])
+    before = tree(world["runs"], world["data"], world["tmp"])
+    status = main(make_argv(world))
+    out, err = capfd.readouterr()
+    assert status == 2, (case, out[-2000:], err[-2000:])
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("error: "), (case, out[-2000:], err[-2000:])
+    assert expected in err, (case, err)
+    assert tree(world["runs"], world["data"], world["tmp"]) == before, f"{case}: the folders changed"
+
+
+def test_a_failed_download_leaves_no_folder_and_says_why(tmp_path, capfd, monkeypatch):
+    """The default data/ downloads; here the download fails (as without internet): the error
+    gives its reason and the folders the download made are gone again."""
+    import torchvision
+
+    def no_network(self, *args, **kwargs):
+        (Path(self.root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)  # as torchvision does
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example.org/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "dense", "--logdir", str(tmp_path / "runs"), "--accelerator", "cpu"]) == 2
+    out, err = capfd.readouterr()
+    assert err.startswith("error: mnist data not found in data, and the download failed (Error downloading "
+                          "train-images-idx3-ubyte.gz: [Errno -2] Name or service not known)"), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in out + err
+    assert list(tmp_path.iterdir()) == [], "the failed run left folders behind"
+
+
+def test_an_existing_data_folder_is_never_downloaded_into(tmp_path, capfd):
+    """A folder the user named that lacks the data is an error, not a download target."""
+    empty = tmp_path / "my-data"
+    empty.mkdir()
+    assert main(["show", "--data-dir", str(empty)]) == 2
+    assert "python -m mnist_pl download --dataset mnist --data-dir" in capfd.readouterr().err
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, expected", [
+    (["train.py", "--model", "dense", "--max-epochs", "-1"], "error: --max-epochs -1: trainer.max_epochs"),
+    (["-m", "mnist_pl", "predict", "--checkpoint", "README.md", "README.md"], "it is a text file"),
+])
+def test_the_real_script_prints_one_line_and_exits_2(args, expected, tmp_path):
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+    assert proc.stderr.startswith(expected) and len(proc.stderr.splitlines()) == 1, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_training_run_on_the_subset_prints_no_warning_and_no_lightning_chatter(tmp_path):
+    """What a student sees: the model summary, the progress bar and the final summary; no
+    deprecation warnings, no "GPU available", no logging-interval warning."""
+    if not SUBSET.is_dir():
+        pytest.skip(f"real MNIST subset not found at {SUBSET}")
+    proc = run_cli("train.py", "--model", "dense", "--data-dir", str(SUBSET), "--max-epochs", "1",
+                   "--logdir", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Epoch 0: 100%" in proc.stdout + proc.stderr  # the progress bar
+    assert "Model:            dense on mnist (1 epoch, 29 steps" in proc.stdout
+    assert "Best checkpoint:  " + str(tmp_path / "dense" / "version_0" / "checkpoints") in proc.stdout
+    bar_free = [line for line in proc.stderr.splitlines() if line.strip() and "it/s" not in line and "%|" not in line]
+    assert bar_free == [], bar_free
+    for chatter in ("Warning", "deprecated", "GPU available", "TPU available", "logging interval", "`Trainer.fit` stopped"):
+        assert chatter not in proc.stdout + proc.stderr
