@@ -18,6 +18,7 @@ from .classifier import ImageClassifier
 from .config import MODELS, constructor_defaults
 from .data import MNISTDataModule
 from .errors import UserError
+from .runs import newest_last_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -132,12 +133,10 @@ def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMod
 
 def find_last_checkpoint(logdir: str | Path, model_name: str) -> Path:
     """The last.ckpt of the newest run of `model_name` under `logdir` (what --resume last means)."""
-    candidates = list(Path(logdir, model_name).glob("version_*/checkpoints/last.ckpt"))
-    if not candidates:
-        raise UserError(f"--resume last: no {Path(logdir, model_name, 'version_*', 'checkpoints', 'last.ckpt')} "
-                        "exists, so there is nothing to resume. Train without --resume first, or give "
-                        "--resume PATH and the --logdir the run was written to.")
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    try:
+        return newest_last_checkpoint(logdir, [model_name], "--resume last")
+    except UserError as err:
+        raise UserError(f"{err} Without a run there is nothing to resume: train without --resume first.") from None
 
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:

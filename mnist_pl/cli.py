@@ -10,11 +10,14 @@ mnist-pl.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 from .commands import classifiers, data, gans, models, train
+from .commands.flags import resolve_checkpoint_flags
 from .errors import UserError
+from .rules import did_you_mean
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -22,8 +25,72 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES = (train, data, models, classifiers, gans)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with each mistake as one line `error: ...` and exit status 2 (no usage block),
+    and a "did you mean" for an unknown command, choice or flag. Subcommands use it too."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        self.words = list(sys.argv[1:] if args is None else args)  # for the messages below
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {explain_parse_error(message, self)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+    def command_parser(self) -> argparse.ArgumentParser:
+        """The subcommand's parser named in the words parsed (for flags argparse left over)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for word in getattr(self, "words", []):
+                    if word in action.choices:
+                        return action.choices[word]
+        return self
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """The flags of `parser` and of all its subcommands."""
+    found = list(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += [flag for flag in _option_strings(sub) if flag not in found]
+    return found
+
+
+def explain_parse_error(message: str, parser: argparse.ArgumentParser) -> str:
+    """argparse's message as one line that says what to do instead."""
+    choice = re.match(r"argument (?P<arg>[^:]+): invalid choice: '?(?P<value>.*?)'? \(choose from (?P<options>.*)\)$",
+                      message)
+    if choice:
+        arg, value = choice["arg"].split("/")[-1], choice["value"]
+        options = [o.strip().strip("'\"") for o in choice["options"].split(",")]
+        what = "command" if arg == "COMMAND" else arg
+        return f"unknown {what} {value!r}{did_you_mean(value, options)} (choose {', '.join(options)})"
+    typed = re.match(r"argument (?P<arg>[^:]+): invalid (?P<type>int|float) value: (?P<value>.*)$", message)
+    if typed:
+        kind = "a whole number" if typed["type"] == "int" else "a number"
+        return f"{typed['arg'].split('/')[-1]} {typed['value']} is not {kind} (see {parser.prog} --help)"
+    unknown = re.match(r"unrecognized arguments: (?P<args>.*)$", message)
+    if unknown:
+        command = parser.command_parser() if isinstance(parser, Parser) else parser
+        flags = [a for a in unknown["args"].split() if a.startswith("-")]
+        word = flags[0].split("=")[0] if flags else unknown["args"].split()[0]
+        close = did_you_mean(word, _option_strings(command)) if flags else ""
+        return f"unknown {'flag' if flags else 'argument'} {word!r}{close} (see {command.prog} --help)"
+    missing_value = re.match(r"argument (?P<arg>[^:]+): expected one argument$", message)
+    if missing_value:
+        return f"{missing_value['arg'].split('/')[-1]} needs a value (see {parser.prog} --help)"
+    required = re.match(r"the following arguments are required: (?P<args>.*)$", message)
+    if required:
+        if required["args"] == "COMMAND":
+            commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            return f"give a command: {', '.join(commands)} (see {parser.prog} --help)"
+        return f"{parser.prog} needs {required['args']} (see {parser.prog} --help)"
+    return f"{message.removeprefix('argument ')} (see {parser.prog} --help)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-pl", description="MNIST with PyTorch Lightning: "
+    parser = Parser(prog="mnist-pl", description="MNIST with PyTorch Lightning: "
                                      "dense, CNN and GAN models, with TensorBoard logging.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -45,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (0 on success, 2 for a user mistake)."""
     args = build_parser().parse_args(argv)
     try:
+        resolve_checkpoint_flags(args)
         return args.handler(args)
     except Exception as err:
         if not isinstance(err, user_error_types()):

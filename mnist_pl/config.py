@@ -18,15 +18,12 @@ import yaml
 
 from .data import MNISTDataModule
 from .errors import UserError
-from .registry import MODEL_CLASSES, model_class
+from .registry import CONFIG_DIR, MODEL_CLASSES, model_class
 from .rules import (at_least, between, check_value, coerce, constructor_hints, declared_rules, did_you_mean, matches,
                     one_of)
 
 # the model classes by name (registry.py says where each lives)
 MODELS: dict[str, type[L.LightningModule]] = {name: model_class(name) for name in MODEL_CLASSES}
-# inside the package, so that an installed wheel has them too (`configs/` at the top of the
-# repository is a symlink to this folder)
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # keys outside the sections: what train() itself does (see training.py)
 TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
              "checkpoint_every_n_steps": 0}

@@ -7,7 +7,13 @@ importing torch or Lightning. A new model is one line here (and its YAML in conf
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+# the shipped configs, inside the package so that an installed wheel has them too (`configs/` at
+# the top of the repository is a symlink to this folder)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 MODEL_CLASSES: dict[str, str] = {
     "dense": "mnist_pl.classifier:DenseClassifier",
@@ -25,3 +31,24 @@ def model_class(name: str) -> Any:
     """The LightningModule class registered as `name` (imports its module)."""
     module, _, attribute = MODEL_CLASSES[name].partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+@lru_cache(maxsize=None)
+def _shipped_config(name: str) -> dict[str, Any]:
+    import yaml  # light; only --help and the config loader read these
+
+    path = CONFIG_DIR / f"{name}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def shipped_values(key: str) -> dict[str, Any]:
+    """The value of config key `key` ("trainer.max_epochs", "seed") in each model's shipped
+    config that sets it, by model name: the defaults --help shows."""
+    values = {}
+    for name in MODEL_CLASSES:
+        node: Any = _shipped_config(name)
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            values[name] = node
+    return values

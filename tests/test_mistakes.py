@@ -118,7 +118,29 @@ CASES = {
                                      "leaves no training or no validation images"),
     "epochs not a number": (lambda w: train_args(w, "--set", "trainer.max_epochs=ten"),
                             "trainer.max_epochs must be a whole number"),
+    # the command line itself: argparse's mistakes are one line too
+    "model misspelt": (lambda w: train_args(w, "--model", "cnnn"),
+                       "error: unknown --model 'cnnn'; did you mean 'cnn'? (choose dense, cnn, gan)\n"),
+    "command misspelt": (lambda w: ["trian", "--model", "cnn"], "unknown command 'trian'; did you mean 'train'?"),
+    "flag misspelt": (lambda w: train_args(w, "--epochs", "3"),
+                      "unknown flag '--epochs'; did you mean '--max-epochs'? (see mnist-pl train --help)"),
+    "flag without its value": (lambda w: train_args(w, "--data-dir"), "--data-dir needs a value"),
+    "choice misspelt": (lambda w: ["show", "--data-dir", str(w["subset"]), "--split", "tset"],
+                        "unknown --split 'tset'; did you mean 'test'?"),
+    "whole number expected": (lambda w: train_args(w, "--max-epochs", "ten"), "--max-epochs 'ten' is not a whole number"),
+    "checkpoint missing": (lambda w: ["generate"], "mnist-pl generate needs --checkpoint"),
+    "no command": (lambda w: [], "give a command: train, download"),
+    "checkpoint last without a run": (lambda w: ["generate", "--checkpoint", "last", "--logdir", str(w["runs"])],
+                                      "--checkpoint last: no run has a last.ckpt"),
 }
+
+
+def run_main(argv: list[str]) -> int:
+    """main()'s exit status, also where argparse exits itself."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -127,7 +149,7 @@ def test_a_mistake_is_one_line_and_changes_nothing(case, world, capfd, monkeypat
     make_argv, expected = CASES[case]
     expected = expected.format(data=world["data"])
     before = tree(world["runs"], world["data"], world["tmp"])
-    status = main(make_argv(world))
+    status = run_main(make_argv(world))
     out, err = capfd.readouterr()
     assert status == 2, (case, out[-2000:], err[-2000:])
     assert out == "" and len(err.splitlines()) == 1 and err.startswith("error: "), (case, out[-2000:], err[-2000:])
@@ -191,3 +213,35 @@ def test_a_training_run_on_the_subset_prints_no_warning_and_no_lightning_chatter
     assert bar_free == [], bar_free
     for chatter in ("Warning", "deprecated", "GPU available", "TPU available", "logging interval", "`Trainer.fit` stopped"):
         assert chatter not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "show", "evaluate", "predict", "generate", "score", "summary"])
+def test_help_shows_real_defaults_and_never_none(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    if command == "train":
+        assert "(trainer.max_epochs; config: dense 20, cnn 15, gan 20)" in text
+        assert "(data.batch_size; config: dense 256, cnn 128, gan 64)" in text and "(config: 42)" in text
+
+
+def test_checkpoint_last_is_the_newest_run_of_the_right_model(tmp_path, capfd):
+    """`--checkpoint last` resolves to the newest run's last.ckpt of the models the command takes."""
+    import os
+
+    from mnist_pl.commands.flags import resolve_checkpoint_flags
+    from mnist_pl.cli import build_parser
+
+    for model, version, age in (("cnn", 0, 300), ("cnn", 1, 200), ("dense", 0, 100), ("gan", 0, 0)):
+        last = tmp_path / model / f"version_{version}" / "checkpoints" / "last.ckpt"
+        last.parent.mkdir(parents=True)
+        last.write_bytes(b"")
+        os.utime(last, (1e9 - age, 1e9 - age))
+    for argv, expected in ((["predict", "x.png"], "dense/version_0"), (["generate"], "gan/version_0"),
+                           (["score", "--data-dir", "d", "--evaluator"], "dense/version_0")):
+        flag = [] if argv[-1] == "--evaluator" else ["--checkpoint"]
+        args = build_parser().parse_args([*argv, *flag, "last", "--logdir", str(tmp_path)])
+        resolve_checkpoint_flags(args)
+        assert (args.evaluator if "score" in argv else args.checkpoint) == str(
+            tmp_path / expected / "checkpoints" / "last.ckpt")

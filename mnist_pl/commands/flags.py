@@ -9,17 +9,44 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from ..registry import model_names
+from ..registry import model_names, shipped_values
 
 Handler = Callable[[argparse.Namespace], int]
 Subcommands = argparse._SubParsersAction
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default where it has one: not "(default: None)" for a flag whose value
+    comes from elsewhere (the config), nor "(default: False)" for a switch."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        no_default = action.default is None or action.default is False or action.default == []
+        if no_default or action.default is argparse.SUPPRESS or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def with_config_default(help: str, key: str) -> str:
+    """`help` ending in what the shipped configs set `key` to, for a flag that overrides it:
+    "... (trainer.max_epochs; config: dense 20, cnn 15, gan 20)", or "(config: 42)"."""
+    values = shipped_values(key)
+    if not values:
+        return help
+    texts = {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in values.items()}
+    if len(set(texts.values())) == 1 and len(texts) == len(model_names()):
+        shown = next(iter(texts.values()))
+    else:
+        shown = ", ".join(f"{name} {text}" for name, text in texts.items())
+    if help.endswith(f"({key})"):
+        return f"{help[:-1]}; config: {shown})"
+    return f"{help} (config: {shown})"
 
 
 def add_command(sub: Subcommands, name: str, handler: Handler, help: str, description: str | None = None
                 ) -> argparse.ArgumentParser:
     """A subcommand `name` whose arguments go to `handler`; its --help shows each flag's default."""
     parser = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=HelpFormatter)
     parser.set_defaults(handler=handler)
     return parser
 
@@ -33,8 +60,26 @@ def add_model_flags(parser: argparse.ArgumentParser, what: str = "which model") 
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser, what: str = "a .ckpt file written by train.py",
-                        required: bool = True) -> None:
-    parser.add_argument("--checkpoint", required=required, help=what)
+                        required: bool = True, models: tuple[str, ...] = ("dense", "cnn"),
+                        flag: str = "--checkpoint") -> None:
+    """A flag naming a checkpoint of one of `models`; 'last' names the newest such run's
+    last.ckpt under --logdir (added here too), resolved by resolve_checkpoint_flags."""
+    parser.add_argument(flag, required=required, metavar="PATH|last",
+                        help=f"{what}; 'last': the newest {' or '.join(models)} run's last.ckpt under --logdir")
+    if "--logdir" not in parser._option_string_actions:
+        parser.add_argument("--logdir", default="runs", help="where train.py wrote its runs (for 'last')")
+    models_of = dict(parser.get_default("checkpoint_models") or {})
+    models_of[flag.removeprefix("--").replace("-", "_")] = models
+    parser.set_defaults(checkpoint_models=models_of)
+
+
+def resolve_checkpoint_flags(args: argparse.Namespace) -> None:
+    """Replace each checkpoint flag given as 'last' with the path it names (see add_checkpoint_flag)."""
+    from ..runs import newest_last_checkpoint
+
+    for dest, models in (getattr(args, "checkpoint_models", None) or {}).items():
+        if getattr(args, dest) == "last":
+            setattr(args, dest, str(newest_last_checkpoint(args.logdir, models, f"--{dest.replace('_', '-')} last")))
 
 
 def add_data_flags(parser: argparse.ArgumentParser, dataset: str | None = "mnist", data_dir: str | None = "data",

@@ -13,7 +13,7 @@ def add_commands(sub: Subcommands) -> None:
                     description="Draw new digits with a trained GAN's averaged (EMA) generator. Needs only the "
                                 "checkpoint; runs on the CPU. .png/.jpg save a grid, .npy/.pt the raw images "
                                 "in [-1, 1]: [NUM, 1, 28, 28], or [NUM, STEPS, 1, 28, 28] with --interpolate.")
-    add_checkpoint_flag(p, what="a .ckpt file of `train --model gan`")
+    add_checkpoint_flag(p, what="a .ckpt file of `train --model gan`", models=("gan",))
     p.add_argument("--num", type=int, default=64, help="digits to draw (rows with --interpolate)")
     p.add_argument("--out", default="generated.png", help="output file: .png, .jpg, .npy or .pt")
     p.add_argument("--digit", type=int, help="conditional GAN: the digit to draw; without it, 0-9 in turn")
@@ -27,9 +27,10 @@ def add_commands(sub: Subcommands) -> None:
                                 "evaluator): classifier (Inception) score, Frechet distance to real test digits, "
                                 "class fractions, and for a conditional GAN the share classified as asked. The "
                                 "first line is the noise floor: real test digits against real training digits.")
-    p.add_argument("--evaluator", required=True, help="classifier .ckpt of `train --model cnn`")
+    add_checkpoint_flag(p, what="classifier .ckpt of `train --model cnn`", flag="--evaluator")
     p.add_argument("--data-dir", required=True, help="folder with the four IDX files (real digits)")
-    add_checkpoint_flag(p, what="GAN .ckpt to score (without it, only the noise floor)", required=False)
+    add_checkpoint_flag(p, what="GAN .ckpt to score (without it, only the noise floor)", required=False,
+                        models=("gan",))
     p.add_argument("--num", type=int, default=1000, help="samples (and real digits) to score")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and of the real-digit draw")
     p.add_argument("--no-ema", action="store_true", help="score the last generator, not its moving average")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .flags import Subcommands, add_command, add_model_flags
+from .flags import Subcommands, add_command, add_model_flags, with_config_default
 
 # train's flags and the config key each sets (--set sets any key; it wins over these)
 FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size": "data.batch_size",
@@ -31,9 +31,9 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--devices", help="number of devices, or a list such as 0,1 (trainer.devices)")
     p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
     p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation")
-    p.add_argument("--logdir", help="where run directories are made (default: runs)")
-    p.add_argument("--strategy", help="auto, ddp, ddp_spawn ... (trainer.strategy)")
-    p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes)")
+    p.add_argument("--logdir", help="where run directories are made")
+    p.add_argument("--strategy", help="auto, ddp, ddp_spawn ... (trainer.strategy; default: auto)")
+    p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes; default: 1)")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="deterministic algorithms: with --seed, the same run gives the same weights")
     p.add_argument("--resume", metavar="PATH|last",
@@ -45,6 +45,9 @@ def add_commands(sub: Subcommands) -> None:
                    help="time each part of training with Lightning's simple profiler (fit-profile.txt)")
     p.add_argument("--fast-dev-run", action="store_true",
                    help="run one batch of each stage to check that everything works; saves nothing")
+    for action in p._actions:  # each flag's help ends with what the shipped configs set it to
+        if action.dest in FLAG_KEYS:
+            action.help = with_config_default(action.help, FLAG_KEYS[action.dest])
 
 
 def _train(args: argparse.Namespace) -> int:
