@@ -8,6 +8,7 @@ Only the checkpoint is needed (no data, no config), and the CPU is enough:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,23 @@ def check_output(out: str | Path) -> Path:
     return out
 
 
+GRID_SIDE = 600  # pictures are enlarged (by whole pixels) until their longer side has at least this
+
+
+def class_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, int]:
+    """`images` laid out for a grid with one row per class (as the GAN's samples.png), in the order
+    they were drawn, short rows ended by white tiles; and the row length."""
+    per_row = max(int((labels == c).sum()) for c in range(num_classes))
+    tiles = torch.ones(num_classes, per_row, *images.shape[1:], dtype=images.dtype)
+    for c in range(num_classes):
+        mine = images[labels == c]
+        tiles[c, :len(mine)] = mine
+    return tiles.reshape(-1, *images.shape[1:]), per_row
+
+
 def save_images(images: torch.Tensor, out: str | Path, nrow: int = 8) -> Path:
-    """Save images in [-1, 1]: a grid of `nrow` columns for .png/.jpg, the raw values for .npy/.pt."""
+    """Save images in [-1, 1]: a grid of `nrow` columns for .png/.jpg (enlarged to a longer side
+    of at least GRID_SIDE pixels), the raw values for .npy/.pt."""
     out = check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
@@ -51,7 +67,9 @@ def save_images(images: torch.Tensor, out: str | Path, nrow: int = 8) -> Path:
         torch.save(images, out)
     else:
         flat = images.reshape(-1, *images.shape[-3:])
-        torchvision.utils.save_image(flat, out, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+        grid = torchvision.utils.make_grid(flat, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+        scale = max(1, math.ceil(GRID_SIDE / max(grid.shape[-2:])))
+        torchvision.utils.save_image(grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2), out)
     return out
 
 

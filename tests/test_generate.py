@@ -64,10 +64,15 @@ def test_digit_asks_the_conditional_generator_for_one_class(checkpoints, tmp_pat
 
 def test_png_grid(checkpoints, tmp_path):
     assert generate("--checkpoint", checkpoints["gan"], "--num", 64, "--out", tmp_path / "grid.png") == 0
-    assert Image.open(tmp_path / "grid.png").size == (8 * 30 + 2, 8 * 30 + 2)
-    # a conditional model without --digit: one column per class
-    assert generate("--checkpoint", checkpoints["cgan"], "--num", 20, "--out", tmp_path / "c.png") == 0
-    assert Image.open(tmp_path / "c.png").size == (10 * 30 + 2, 2 * 30 + 2)
+    # 8 columns of 28 pixels and 2-pixel gaps, enlarged 3 times to reach 600 pixels
+    assert Image.open(tmp_path / "grid.png").size == (3 * (8 * 30 + 2), 3 * (8 * 30 + 2))
+    # a conditional model without --digit: one row per class, as samples.png (23 digits: 3 columns)
+    assert generate("--checkpoint", checkpoints["cgan"], "--num", 23, "--out", tmp_path / "c.png") == 0
+    grid = torch.from_numpy(np.array(Image.open(tmp_path / "c.png").convert("L"))).float()
+    assert grid.shape == (2 * (10 * 30 + 2), 2 * (3 * 30 + 2))
+    tiles = grid[::2, ::2][2:, 2:].unfold(0, 28, 30).unfold(1, 28, 30)  # [row, column, 28, 28]
+    blank = (tiles == 255).flatten(2).all(2)
+    assert blank.sum() == 7 and not blank[:3].any() and blank[3:, 2].all()  # 0-2 get 3 digits, 3-9 get 2
 
 
 def test_interpolation_strip(checkpoints, tmp_path):
@@ -78,7 +83,7 @@ def test_interpolation_strip(checkpoints, tmp_path):
     steps = (walks[:, 1:] - walks[:, :-1]).abs().mean()
     assert steps < (walks[:, -1] - walks[:, 0]).abs().mean()  # a walk, not independent samples
     assert generate("--checkpoint", checkpoints["gan"], "--num", 2, "--interpolate", 5, "--out", tmp_path / "w.png") == 0
-    assert Image.open(tmp_path / "w.png").size == (5 * 30 + 2, 2 * 30 + 2)
+    assert Image.open(tmp_path / "w.png").size == (4 * (5 * 30 + 2), 4 * (2 * 30 + 2))
 
 
 def test_slerp_ends_at_its_endpoints():

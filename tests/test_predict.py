@@ -137,3 +137,9 @@ def test_gan_checkpoint_is_refused(gan_checkpoint, paper_digits, capsys):
     folder, _ = paper_digits
     assert main(["predict", "--checkpoint", str(gan_checkpoint), str(folder)]) == 2
     assert "holds a GAN: it generates digits and does not classify them" in capsys.readouterr().err
+
+
+def test_picture_percentages_never_round_up_to_certainty():
+    from mnist_pl.commands.classifiers import percent
+
+    assert [percent(p) for p in (0.996, 0.9996, 0.5, 1.0, 0.004)] == ["99.6%", "99.96%", "50%", "100%", "0.4%"]

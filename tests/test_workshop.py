@@ -4,9 +4,9 @@ The guide's blocks run in order, from the repository root, on the real-MNIST sub
 names: bash blocks as bash scripts (each command a subprocess), Python blocks in one shared
 namespace, as in a notebook. Everything the guide writes under runs/workshop goes to a temporary
 folder instead. A ```text block right after a code block is that block's output: each of its
-lines must still appear (numbers aside), and each accuracy it quotes must be within 0.03 of the
-accuracy measured now. Only the blocks in NOT_RUN, each marked `<!-- not run: REASON -->` in the
-guide, are skipped.
+lines must still appear (numbers aside), each accuracy it quotes must be within 0.03 of the
+accuracy measured now, and each step count it quotes must be the one measured now. Only the
+blocks in NOT_RUN, each marked `<!-- not run: REASON -->` in the guide, are skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ NOT_RUN = ["python -m venv .venv && . .venv/bin/activate", "docker build -t mnis
 OUTPUT_DIR = "runs/workshop"
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 ACCURACY = re.compile(r"(?:accuracy|acc:)\s+(\d\.\d+)")
+STEPS = re.compile(r"(\d[\d,]*) steps")
 
 
 def blocks() -> list[dict[str, str]]:
@@ -53,6 +54,9 @@ def check_output(expected: str, actual: str, where: str) -> None:
     assert len(quoted) == len(measured), f"{where}: accuracies quoted {quoted}, measured {measured}"
     for q, m in zip(quoted, measured):
         assert abs(float(q) - float(m)) <= 0.03, f"{where}: the guide says {q}, the code now gives {m}"
+    # step counts follow from the data, the batch size and the epochs: they must match exactly
+    quoted, measured = STEPS.findall(expected), STEPS.findall(actual)
+    assert quoted == measured[:len(quoted)], f"{where}: the guide says {quoted} steps, the code now gives {measured}"
 
 
 def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):

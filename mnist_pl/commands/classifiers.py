@@ -37,6 +37,15 @@ def add_commands(sub: Subcommands) -> None:
                    help="also save a picture of each image next to what the model sees (28x28) and its prediction")
 
 
+def percent(probability: float) -> str:
+    """A probability as a percentage that never rounds up to a certainty it is not (99.6% stays 99.6%)."""
+    for digits in range(4):
+        text = f"{probability:.{digits}%}"
+        if not 0 < probability < 1 or float(text[:-1]) not in (0.0, 100.0):
+            break
+    return text
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from ..checkpoints import datamodule_for, load_classifier
     from ..evaluation import evaluate, write_evaluation
@@ -89,6 +98,6 @@ def _predict(args: argparse.Namespace) -> int:
         out = save_figure(predictions_figure(
             [p.thumbnail for p in predictions], torch.stack([p.pixels for p in predictions]),
             [Path(p.file).name for p in predictions],
-            [f"{p.name} ({p.probabilities[p.label]:.0%})" for p in predictions]), args.out)
+            [f"{p.name} ({percent(p.probabilities[p.label])})" for p in predictions]), args.out)
         print(f"picture: {out}", file=sys.stderr if args.json else sys.stdout)
     return 0

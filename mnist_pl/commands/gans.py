@@ -39,7 +39,7 @@ def add_commands(sub: Subcommands) -> None:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..generate import check_output, interpolation, load_gan, save_images
+    from ..generate import check_output, class_rows, interpolation, load_gan, save_images
 
     out = check_output(args.out)  # before the slow part
     if args.num < 1:
@@ -51,12 +51,14 @@ def _generate(args: argparse.Namespace) -> int:
     seed = torch.Generator().manual_seed(args.seed)
     if args.interpolate is not None:
         images = interpolation(gan, args.num, args.interpolate, args.digit, seed, not args.no_ema)
-        nrow = args.interpolate
+        grid, nrow = images, args.interpolate
     else:
         images = gan.sample(args.num, args.digit, seed, use_ema=not args.no_ema)
-        # a conditional grid without --digit gets one column per class
-        nrow = gan.hparams.num_classes if gan.hparams.conditional and args.digit is None else 8
-    save_images(images, out, nrow)
+        grid, nrow = images, 8
+        if gan.hparams.conditional and args.digit is None:
+            # a picture gets one row per digit, as the run's samples.png; arrays keep the drawn order
+            grid, nrow = class_rows(images, gan.make_labels(args.num), gan.hparams.num_classes)
+    save_images(grid if out.suffix.lower() in (".png", ".jpg") else images, out, nrow)
     print(f"{out}: {len(images.reshape(-1, 28 * 28))} digits, tensor shape {list(images.shape)}")
     return 0
 
