@@ -126,6 +126,28 @@ def gan_checkpoint(idx_dir, tmp_path_factory) -> Path:
     return path
 
 
+def fit_classifier(folder: Path, path: Path, dataset: str = "mnist", **model_args) -> Path:
+    """A small dense classifier trained for one epoch on the IDX files in `folder`, saved at
+    `path` with its data settings (as train.py saves them)."""
+    import lightning as L
+
+    from mnist_pl import DenseClassifier, MNISTDataModule
+
+    model = DenseClassifier(**{"hidden_sizes": [16], "dropout": 0.0, **model_args})
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=MNISTDataModule(dataset=dataset, data_dir=str(folder), batch_size=32))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier_checkpoint(idx_dir, tmp_path_factory) -> Path:
+    """A small dense classifier trained on the generated digits: for the classifier commands'
+    error paths, which need no real digits."""
+    return fit_classifier(idx_dir, tmp_path_factory.mktemp("classifier") / "dense.ckpt")
+
+
 @pytest.fixture(autouse=True)
 def _work_in_a_temporary_folder(tmp_path, monkeypatch):
     """Trainers made without a folder write lightning_logs/ and checkpoints/ into the working

@@ -63,12 +63,12 @@ def test_gan_checkpoint_is_refused(gan_checkpoint, tmp_path, capsys):
     ("truncated", "cannot be read"),
     ({"weights": [1, 2]}, "not a Lightning checkpoint"),
 ])
-def test_bad_checkpoints_exit_2(content, message, subset_cnn_run, tmp_path, capsys):
+def test_bad_checkpoints_exit_2(content, message, classifier_checkpoint, tmp_path, capsys):
     path = tmp_path / "model.ckpt"
     if isinstance(content, bytes):
         path.write_bytes(content)
     elif content == "truncated":
-        with open(subset_cnn_run["best_checkpoint"], "rb") as good:
+        with open(classifier_checkpoint, "rb") as good:
             path.write_bytes(good.read()[:5000])
     elif content is not None:
         torch.save(content, path)

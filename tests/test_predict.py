@@ -14,7 +14,7 @@ from mnist_pl import read_idx, to_mnist_style
 from mnist_pl.cli import main
 from mnist_pl.predict import preprocess, stroke_width
 
-from conftest import SUBSET, run_cli
+from conftest import SUBSET, fit_classifier, load_classifier_checkpoint, make_digits, run_cli
 
 
 def paper_digit(digit: torch.Tensor, path: Path, seed: int, size=(120, 100)) -> Path:
@@ -126,16 +126,16 @@ def bad_input(kind: str, tmp_path: Path) -> Path:
                                            ("corrupt", "cannot be read as a PNG or JPEG"),
                                            ("blank", "no digit found"),
                                            ("empty_folder", "holds no .png")])
-def test_bad_images_exit_2(kind, message, subset_cnn_run, tmp_path, capsys):
+def test_bad_images_exit_2(kind, message, classifier_checkpoint, tmp_path, capsys):
     path = bad_input(kind, tmp_path)
-    assert main(["predict", "--checkpoint", subset_cnn_run["best_checkpoint"], str(path)]) == 2
+    assert main(["predict", "--checkpoint", str(classifier_checkpoint), str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err
 
 
-def test_gan_checkpoint_is_refused(gan_checkpoint, paper_digits, capsys):
-    folder, _ = paper_digits
-    assert main(["predict", "--checkpoint", str(gan_checkpoint), str(folder)]) == 2
+def test_gan_checkpoint_is_refused(gan_checkpoint, tmp_path, capsys):
+    digit = bar_digit_png(tmp_path / "digit.png")
+    assert main(["predict", "--checkpoint", str(gan_checkpoint), str(digit)]) == 2
     assert "holds a GAN: it generates digits and does not classify them" in capsys.readouterr().err
 
 
@@ -143,3 +143,27 @@ def test_picture_percentages_never_round_up_to_certainty():
     from mnist_pl.commands.classifiers import percent
 
     assert [percent(p) for p in (0.996, 0.9996, 0.5, 1.0, 0.004)] == ["99.6%", "99.96%", "50%", "100%", "0.4%"]
+
+
+def bar_digit_png(path: Path) -> Path:
+    """conftest's generated digit 0 (a bright bar on a dark, noisy ground) as a PNG."""
+    images, _ = make_digits(1, seed=9)
+    Image.fromarray(images[0].numpy()).save(path)
+    return path
+
+
+def test_images_are_normalised_as_the_checkpoints_training_data(idx_dir, tmp_path, capsys):
+    """A model trained with Fashion-MNIST's statistics sees (x - 0.2860) / 0.3530, not MNIST's
+    (x - 0.1307) / 0.3081, and answers with Fashion-MNIST's class names."""
+    checkpoint = fit_classifier(idx_dir, tmp_path / "fashion.ckpt", dataset="fashion-mnist")
+    digit = bar_digit_png(tmp_path / "digit.png")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(digit), "--json"]) == 0
+    [shown] = json.loads(capsys.readouterr().out)
+    model, pixels = load_classifier_checkpoint(checkpoint), preprocess(digit)[None, None]
+    with torch.no_grad():
+        fashion = model((pixels - 0.2860) / 0.3530).softmax(-1)[0]
+        mnist = model((pixels - 0.1307) / 0.3081).softmax(-1)[0]
+    assert shown["probabilities"] == pytest.approx(fashion.tolist(), abs=1e-6)
+    assert (fashion - mnist).abs().max() > 1e-3  # the two normalisations tell apart
+    assert shown["class"] == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                              "Sneaker", "Bag", "Ankle boot")[shown["label"]]

@@ -6,6 +6,8 @@ import json
 
 import torch
 
+from mnist_pl import MNISTDataModule
+
 from mnist_pl.cli import main
 
 
@@ -28,11 +30,27 @@ def test_two_seeded_runs_are_identical(idx_dir, tmp_path, capsys):
     assert any(not torch.equal(first_weights[k], third_weights[k]) for k in first_weights)
 
 
-def test_seed_fixes_split_and_gan_noise(idx_dir, tmp_path, capsys):
+def test_seed_fixes_split_and_gan_noise(idx_dir, tmp_path, capsys, monkeypatch):
+    """The run's seed picks the validation images (as a fresh data module with that split seed
+    does) and the GAN's fixed noise (the same in two runs, another with another seed)."""
+    datamodules = []
+    setup = MNISTDataModule.setup
+
+    def recording_setup(self, stage=None):
+        datamodules.append(self)
+        return setup(self, stage)
+
+    monkeypatch.setattr(MNISTDataModule, "setup", recording_setup)
     tiny_gan = ["--set", "model.arch=fc", "--set", "model.generator_hidden=[16]",
                 "--set", "model.discriminator_hidden=[16]", "--set", "trainer.limit_train_batches=1"]
-    _, weights = run(idx_dir, tmp_path / "g", "gan", *tiny_gan)
-    config = (tmp_path / "g" / "gan" / "version_0" / "config.yaml").read_text()
-    assert "split_seed: 7" in config and "sample_seed: 7" in config
-    expected = torch.randn(80, 64, generator=torch.Generator().manual_seed(7))
-    assert torch.equal(weights["fixed_noise"], expected)
+    noise = [run(idx_dir, tmp_path / name, "gan", *tiny_gan, *extra)[1]["fixed_noise"]
+             for name, extra in (("a", []), ("b", []), ("c", ["--set", "seed=8"]))]
+    assert torch.equal(noise[0], noise[1]) and not torch.equal(noise[0], noise[2])
+
+    def validation_images(split_seed):
+        fresh = MNISTDataModule(data_dir=str(idx_dir), split_seed=split_seed)
+        setup(fresh)
+        return fresh.val_set.images
+    assert torch.equal(datamodules[0].val_set.images, validation_images(7))
+    assert torch.equal(datamodules[-1].val_set.images, validation_images(8))
+    assert not torch.equal(validation_images(7), validation_images(8))
