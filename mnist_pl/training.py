@@ -65,6 +65,29 @@ class RandomState(L.Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, but writing last.ckpt at the end of every epoch.
+
+    Lightning writes last.ckpt only at a step where it also saved a best checkpoint: after an
+    epoch that did not improve, last.ckpt stayed behind (a finished run's last.ckpt could be
+    older than its end, and `--resume last` would resume from there).
+    """
+
+    def _save_last_if_not_yet(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_yet(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_yet(trainer)
+
+
 class LastEveryNSteps(L.Callback):
     """Overwrites last.ckpt every `n` training steps, between the epoch-end checkpoints.
 
@@ -80,6 +103,10 @@ class LastEveryNSteps(L.Callback):
             return
         folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
         if folder:
+            # the steps logged so far reach the disk with the checkpoint: a run resumed from it
+            # continues TensorBoard's curves without a gap where buffered events were lost
+            for logger in trainer.loggers:
+                logger.save()
             trainer.save_checkpoint(Path(folder) / "last.ckpt")
 
 
@@ -219,12 +246,12 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
         trainer_args["enable_checkpointing"] = False
     if trainer_args.get("enable_checkpointing", True):
         if isinstance(model, ImageClassifier):
-            callbacks.append(ModelCheckpoint(monitor="val/acc", mode="max", save_last=True,
-                                             enable_version_counter=False, auto_insert_metric_name=False,
-                                             filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"))
+            callbacks.append(EpochCheckpoint(monitor="val/acc", mode="max", save_last=True,
+                                            enable_version_counter=False, auto_insert_metric_name=False,
+                                            filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"))
         else:
-            callbacks.append(ModelCheckpoint(save_last=True, filename="epoch{epoch:03d}",
-                                             auto_insert_metric_name=False, enable_version_counter=False))
+            callbacks.append(EpochCheckpoint(save_last=True, filename="epoch{epoch:03d}",
+                                            auto_insert_metric_name=False, enable_version_counter=False))
         if checkpoint_every_n_steps:
             callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
     if logger and isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":

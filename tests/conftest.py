@@ -148,6 +148,13 @@ def classifier_checkpoint(idx_dir, tmp_path_factory) -> Path:
     return fit_classifier(idx_dir, tmp_path_factory.mktemp("classifier") / "dense.ckpt")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of the CNN trained on the real subset are slow (it trains for about 15 s)."""
+    for item in items:
+        if "subset_cnn_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _work_in_a_temporary_folder(tmp_path, monkeypatch):
     """Trainers made without a folder write lightning_logs/ and checkpoints/ into the working

@@ -13,6 +13,8 @@ from mnist_pl.checkpoints import load_classifier
 
 from conftest import make_idx_folder, run_cli
 
+pytestmark = pytest.mark.slow  # two training processes each
+
 
 @pytest.fixture(scope="module")
 def odd_idx_dir(tmp_path_factory):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import ROOT, run_cli
 
 DOCS = ROOT / "docs"
@@ -20,6 +22,7 @@ def test_every_picture_the_guides_show_exists_and_the_script_makes_it():
                 f"{picture} is not made by docs/make_pictures.py"
 
 
+@pytest.mark.slow
 def test_make_pictures_documents_its_commands():
     proc = run_cli("docs/make_pictures.py", "--help")
     assert proc.returncode == 0, proc.stderr

@@ -31,6 +31,7 @@ def outcomes(proc: subprocess.CompletedProcess) -> dict[str, str]:
     return {name: outcome for outcome, name in re.findall(r"^(PASSED|FAILED) \S+::test_(\w+)", proc.stdout, re.M)}
 
 
+@pytest.mark.slow
 def test_exercise_tests_fail_on_the_skeleton():
     proc = run_exercise_tests(None)
     assert proc.returncode == 1, proc.stdout[-3000:]
@@ -39,6 +40,7 @@ def test_exercise_tests_fail_on_the_skeleton():
         assert f"NotImplementedError: {todo}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_exercise_tests_pass_on_the_solution():
     proc = run_exercise_tests("solutions")
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import ROOT, run_cli
 from mnist_pl import GAN, DenseClassifier, MNISTDataModule
 from mnist_pl.cli import EXIT_USER_ERROR, main
-from mnist_pl.generate import load_gan, slerp
+from mnist_pl.generate import slerp
 
 TINY = {"latent_dim": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8], "num_samples": 10}
 
@@ -54,12 +54,27 @@ def test_seed_fixes_the_digits(checkpoints, tmp_path):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_digit_asks_the_conditional_generator_for_one_class(checkpoints, tmp_path):
-    generate("--checkpoint", checkpoints["cgan"], "--num", 6, "--digit", 7, "--out", tmp_path / "sevens.pt")
-    gan = load_gan(checkpoints["cgan"])
-    noise = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(torch.load(tmp_path / "sevens.pt"), gan.generate(noise, torch.full((6,), 7)))
-    assert not torch.equal(torch.load(tmp_path / "sevens.pt"), gan.generate(noise, torch.full((6,), 3)))
+def test_digit_asks_the_conditional_generator_for_one_class(checkpoints, tmp_path, monkeypatch):
+    """The generator is asked for class 7 only, with noise that the seed fixes; the file holds
+    what it drew for that noise, and class 3 would have drawn something else."""
+    asked = []
+    draw = GAN.generate
+
+    def recording_generate(self, noise, labels=None, use_ema=True):
+        asked.append((noise.clone(), labels.clone()))
+        return draw(self, noise, labels, use_ema)
+
+    monkeypatch.setattr(GAN, "generate", recording_generate)
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        generate("--checkpoint", checkpoints["cgan"], "--num", 6, "--digit", 7, "--seed", seed, "--out", tmp_path / f"{name}.pt")
+    (noise, labels), (again, _), (other, _) = asked
+    assert labels.tolist() == [7] * 6 and noise.shape == (6, 8)
+    assert torch.equal(noise, again) and not torch.equal(noise, other)
+    monkeypatch.undo()
+    gan = GAN.load_from_checkpoint(checkpoints["cgan"], map_location="cpu")
+    sevens = torch.load(tmp_path / "a.pt")
+    assert torch.equal(sevens, gan.generate(noise, torch.full((6,), 7)))
+    assert not torch.equal(sevens, gan.generate(noise, torch.full((6,), 3)))
 
 
 def test_png_grid(checkpoints, tmp_path):
@@ -117,6 +132,7 @@ def test_user_errors_exit_2_with_one_line(case, message, checkpoints, tmp_path, 
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_module_entry_point_on_a_checkpoint_alone(checkpoints, tmp_path, monkeypatch):
     """As a user runs it, from a folder with no data and no configs."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's mnist_pl, whatever is installed

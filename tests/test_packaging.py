@@ -26,6 +26,7 @@ def test_top_level_configs_are_the_package_configs():
     assert config_module.CONFIG_DIR.parent == Path(config_module.__file__).resolve().parent
 
 
+@pytest.mark.slow
 def test_wheel_holds_the_configs(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, symlinks=True, ignore=LEFT_OUT)

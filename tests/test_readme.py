@@ -14,6 +14,7 @@ README = (ROOT / "README.md").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
+@pytest.mark.slow
 def test_research_snippet_runs(idx_dir, tmp_path):
     snippet = re.search(r"<!-- snippet: research.*?-->\s*```python\n(.*?)```", README, re.S).group(1)
     assert "MNISTDataModule(" in snippet and "L.Trainer(" in snippet

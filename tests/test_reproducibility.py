@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from mnist_pl import MNISTDataModule
@@ -19,6 +20,7 @@ def run(idx_dir, logdir, model, *extra):
     return results, weights
 
 
+@pytest.mark.slow
 def test_two_seeded_runs_are_identical(idx_dir, tmp_path, capsys):
     small = ["--set", "model.channels=[4, 8]", "--set", "model.hidden_size=16"]
     first, first_weights = run(idx_dir, tmp_path / "a", "cnn", *small)

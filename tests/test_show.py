@@ -60,6 +60,7 @@ def test_missing_data_exits_2_without_download(tmp_path, capsys):
     assert "no mnist data:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_digits_from_the_command_line(subset_dir, tmp_path):
     result = run_cli("-m", "mnist_pl", "show", "--data-dir", str(subset_dir), "--split", "test",
                      "--num", "10", "--out", str(tmp_path / "test.png"))

@@ -213,6 +213,7 @@ def test_profile_flag_writes_a_report(idx_dir, tmp_path, capsys):
     assert "run_training_batch" in report and "Profile:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_prints_its_table(idx_dir):
     proc = run_cli(str(ROOT / "benchmarks" / "throughput.py"), "--data-dir", str(idx_dir), "--models", "dense",
                    "--epochs", "1", "--warmup", "0", "--workers", "0", "--batch-size", "64")

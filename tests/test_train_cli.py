@@ -32,6 +32,7 @@ def events(run_dir: Path) -> EventAccumulator:
     return accumulator
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", SMALL_MODELS)
 def test_train_end_to_end(model, idx_dir, tmp_path):
     proc = train(idx_dir, tmp_path, model, *SMALL_MODELS[model])
@@ -118,6 +119,7 @@ def test_bad_inputs_give_one_clear_line_and_exit_2(idx_dir, tmp_path, capsys, mo
     assert (kept / "results.json").read_text() == "{}", "an earlier run must survive failed runs"
 
 
+@pytest.mark.slow
 def test_script_exit_status_and_no_traceback(tmp_path):
     # CUDA_VISIBLE_DEVICES="": no GPU for PyTorch, on a machine with one too
     proc = run_cli("train.py", "--model", "cnn", "--accelerator", "gpu", "--logdir", str(tmp_path), env=NO_GPU)

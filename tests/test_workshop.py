@@ -59,6 +59,7 @@ def check_output(expected: str, actual: str, where: str) -> None:
     assert quoted == measured[:len(quoted)], f"{where}: the guide says {quoted} steps, the code now gives {measured}"
 
 
+@pytest.mark.slow
 def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
     if not SUBSET.is_dir():
         pytest.skip(f"real MNIST subset not found at {SUBSET}: the guide runs on it")
