@@ -135,8 +135,8 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
                              f"(--model {owners[0]}), not to {model}. {model}'s model keys: "
                              f"{', '.join(sorted(k.partition('.')[2] for k in valid if k.startswith('model.')))}.")
     if section == "trainer" and name in TRAINER_MANAGED:
-        return UserError(f"{where}: mnist-pl sets trainer.{name} itself (see the README's "
-                         "Configuration section); leave it out.")
+        return UserError(f"{where}: mnist-pl sets trainer.{name} itself (train.py fixes the logger, "
+                         "callbacks, checkpoints, progress bar and profiler); leave it out.")
     keys = sorted(k.partition(".")[2] for k in valid if k.startswith(f"{section}."))
     close = did_you_mean(name, keys).replace("did you mean '", f"did you mean '{section}.")
     return UserError(f"{where}{close or '.'} Valid {section} keys: {', '.join(keys)}.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SUBSET, make_idx_folder, run_cli
+from conftest import ROOT, SUBSET, run_cli
 from mnist_pl.cli import main
 
 
@@ -189,7 +189,8 @@ def test_an_existing_data_folder_is_never_downloaded_into(tmp_path, capfd):
 @pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["train.py", "--model", "dense", "--max-epochs", "-1"], "error: --max-epochs -1: trainer.max_epochs"),
-    (["-m", "mnist_pl", "predict", "--checkpoint", "README.md", "README.md"], "it is a text file"),
+    (["-m", "mnist_pl", "predict", "--checkpoint", "README.md", "README.md"],
+     "error: checkpoint README.md cannot be read (it is a text file)"),
 ])
 def test_the_real_script_prints_one_line_and_exits_2(args, expected, tmp_path):
     proc = run_cli(*args)
@@ -203,7 +204,7 @@ def test_a_training_run_on_the_subset_prints_no_warning_and_no_lightning_chatter
     deprecation warnings, no "GPU available", no logging-interval warning."""
     if not SUBSET.is_dir():
         pytest.skip(f"real MNIST subset not found at {SUBSET}")
-    proc = run_cli("train.py", "--model", "dense", "--data-dir", str(SUBSET), "--max-epochs", "1",
+    proc = run_cli(str(ROOT / "train.py"), "--model", "dense", "--data-dir", str(SUBSET), "--max-epochs", "1",
                    "--logdir", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Epoch 0: 100%" in proc.stdout + proc.stderr  # the progress bar
