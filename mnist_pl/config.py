@@ -215,7 +215,7 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
     for key, value in flat.items():
         if key not in valid:
             raise _unknown_key(key, where[key], model, valid)
-        hint, key_rule = rules[key]
+        hint, key_rule = rules.get(key, (None, ()))  # a section key_rules does not know: unchecked
         value = check_config_value(key, value, where[key], hint, key_rule, valid[key])
         if sources is not None:
             sources[key] = where[key]
