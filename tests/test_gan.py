@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
+from mnist_pl.cli import main
 
 TINY = {"latent_dim": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8],
         "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 20}
@@ -113,14 +114,22 @@ def tiny_cnn_checkpoint(idx_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("conditional", [False, True])
-def test_quality_metrics_are_logged_every_epoch_with_an_evaluator(conditional, idx_dir, tiny_cnn_checkpoint):
+def test_quality_metrics_are_logged_every_epoch_with_an_evaluator(conditional, idx_dir, tiny_cnn_checkpoint,
+                                                                   tmp_path, capsys):
     gan = GAN(conditional=conditional, evaluator_checkpoint=str(tiny_cnn_checkpoint), quality_samples=50, **TINY)
     trainer = quiet_trainer(max_epochs=2, limit_train_batches=2, logger=False, enable_checkpointing=False)
     trainer.fit(gan, datamodule=gan_data(idx_dir))
     metrics = trainer.callback_metrics
     for key in ("classifier_score", "frechet_distance", "min_class_fraction"):
         assert f"quality/{key}" in metrics
-    assert 1 <= metrics["quality/classifier_score"] <= 10
+    # the figures `mnist-pl score` gives the saved GAN with the same evaluator, seed and count
+    # (test_score.py checks that command against figures computed by hand)
+    trainer.save_checkpoint(tmp_path / "gan.ckpt")
+    assert main(["score", "--evaluator", str(tiny_cnn_checkpoint), "--data-dir", str(idx_dir), "--checkpoint",
+                 str(tmp_path / "gan.ckpt"), "--num", "50", "--seed", "0"]) == 0
+    generated = [line for line in capsys.readouterr().out.splitlines() if line.startswith("generated")][0].split()
+    assert float(generated[1]) == pytest.approx(float(metrics["quality/classifier_score"]), abs=6e-4)
+    assert float(generated[3]) == pytest.approx(float(metrics["quality/min_class_fraction"]), abs=6e-4)
     assert ("quality/conditional_accuracy" in metrics) == conditional
     assert sum(gan.last_quality["class_fractions"]) == pytest.approx(1, abs=1e-3)
     assert "evaluator" not in str(list(gan.state_dict()))  # the judge is not saved with the GAN
