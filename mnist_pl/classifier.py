@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -12,9 +13,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from .nets import ACTIVATIONS, MLP, ConvNet
+from .nets import ACTIVATIONS, MLP, ConvNet, update_moving_average
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
-from .rules import at_least, between, one_of, positive
+from .rules import at_least, between, check_arguments, one_of, positive
 
 
 def random_affine(images: torch.Tensor, degrees: float = 5.0, translate: float = 0.1,
@@ -64,6 +65,11 @@ class ImageClassifier(L.LightningModule):
         num_classes: size of the output layer.
         figures_every_n_epochs: every this many epochs (and after the last), a confusion matrix
             and a grid of misclassified validation images go to TensorBoard; 0 for never.
+        ema_decay: keep an exponential moving average of the network's weights (and batch-norm
+            statistics), `net_ema`, with this weight of the old average at each optimiser step
+            (0 = none). In eval mode the model predicts with the average: validation, test, the
+            best checkpoint, evaluate, predict and the demo all use it. The first steps use
+            less, (1 + step) / (10 + step), as the GAN's generator average does.
     """
 
     MISTAKES_SHOWN = 32  # misclassified validation images kept for the figure
@@ -73,6 +79,7 @@ class ImageClassifier(L.LightningModule):
         "momentum": between(0, 1), "scheduler": one_of(SCHEDULERS), "step_size": at_least(1),
         "gamma": between(0, 1, low_open=True), "label_smoothing": between(0, 1, high_open=True),
         "num_classes": at_least(2), "figures_every_n_epochs": at_least(0),
+        "ema_decay": between(0, 1, high_open=True),
     }
 
     net: nn.Module
@@ -80,9 +87,11 @@ class ImageClassifier(L.LightningModule):
     def __init__(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                  momentum: float = 0.9, scheduler: str = "none", step_size: int = 5,
                  gamma: float = 0.1, label_smoothing: float = 0.0, augment: bool = False,
-                 num_classes: int = 10, figures_every_n_epochs: int = 5):
+                 num_classes: int = 10, figures_every_n_epochs: int = 5, ema_decay: float = 0.0):
         super().__init__()
+        check_arguments(type(self), ema_decay=ema_decay)
         self.save_hyperparameters()
+        self.net_ema: nn.Module | None = None  # made by set_net
         self.example_input_array = torch.zeros(1, 1, 28, 28)
         # validate_args would check every batch's labels on the host: a GPU sync per step
         self.val_acc, self.test_acc = (
@@ -92,9 +101,28 @@ class ImageClassifier(L.LightningModule):
         self._mistakes: tuple[torch.Tensor, ...] | None = None  # images, true, predicted, confidence
         self._train_sums, self._train_images = torch.zeros(2), 0  # reset at each epoch's start
 
+    def set_net(self, net: nn.Module) -> None:
+        """Make `net` the network this module trains, and its moving average if ema_decay > 0."""
+        self.net = net
+        if self.hparams.ema_decay > 0:
+            # modules and buffers of their own, so checkpoints save and restore the average exactly
+            self.net_ema = copy.deepcopy(net).requires_grad_(False)
+            self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+
+    @property
+    def inference_net(self) -> nn.Module:
+        """The network that predicts in eval mode: the moving average if there is one."""
+        return self.net_ema if self.net_ema is not None else self.net
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits for a batch of normalised images [N, 1, 28, 28]."""
-        return self.net(images)
+        """Class logits for a batch of normalised images [N, 1, 28, 28]: by the trained network
+        in train mode, by its moving average (if kept) in eval mode."""
+        return (self.net if self.training else self.inference_net)(images)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.net_ema is not None:
+            update_moving_average(self.net_ema, self.net, self.ema_steps, self.hparams.ema_decay)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -248,7 +276,7 @@ class DenseClassifier(ImageClassifier):
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.2,
                  activation: str = "relu", **training):
         super().__init__(**training)
-        self.net = MLP(hidden_sizes, self.hparams.num_classes, dropout, activation)
+        self.set_net(MLP(hidden_sizes, self.hparams.num_classes, dropout, activation))
 
 
 class CNNClassifier(ImageClassifier):
@@ -270,14 +298,16 @@ class CNNClassifier(ImageClassifier):
                  dropout: float = 0.3, batch_norm: bool = True, activation: str = "relu",
                  **training):
         super().__init__(**training)
-        self.net = ConvNet(channels, hidden_size, self.hparams.num_classes, dropout, batch_norm, activation)
+        self.set_net(ConvNet(channels, hidden_size, self.hparams.num_classes, dropout, batch_norm, activation))
 
     def on_fit_start(self) -> None:
         # cuDNN's convolutions run faster on NHWC ("channels last") tensors; CPUs gain nothing
         if self.device.type == "cuda":
-            self.net.to(memory_format=torch.channels_last)
+            for net in (self.net, self.net_ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.is_cuda:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        return super().forward(images)

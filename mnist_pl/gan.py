@@ -16,12 +16,14 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .classifier import random_affine
 from .errors import UserError
-from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
+from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator, update_moving_average
 from .optim import build_optimizer
 from .rules import Length, at_least, between, check_arguments, one_of, positive
 
 ARCHS = ("fc", "dcgan")
+LOSSES = ("bce", "hinge")
 
 
 class GAN(L.LightningModule):
@@ -45,10 +47,21 @@ class GAN(L.LightningModule):
         generator_hidden: fc: widths of the generator's hidden layers.
         discriminator_hidden: fc: widths of the discriminator's hidden layers.
         dropout: fc: dropout in the discriminator.
-        lr: learning rate of both Adam optimisers.
+        loss: "bce" (the non-saturating GAN loss of the original paper and DCGAN) or "hinge"
+            (SN-GAN's: the discriminator pushes real logits above 1 and generated ones below -1).
+        spectral_norm: spectral normalisation of the discriminator's layers (instead of its
+            batch norm in a DCGAN), which keeps its gradients tame.
+        minibatch_std: dcgan: the discriminator also sees how varied each batch is, which
+            pushes the generator to draw every kind of digit.
+        augment: differentiable augmentation (DiffAugment): every image the discriminator sees,
+            real or generated, is randomly shifted, turned and scaled first, so that a small
+            training set does not let it memorise the real digits.
+        lr: learning rate of the generator's Adam optimiser (and the discriminator's, unless
+            lr_d is set).
+        lr_d: learning rate of the discriminator (two time-scale updates, TTUR); None: lr.
         betas: Adam's betas; beta1 = 0.5 is the proven choice for GANs.
-        real_label: target for real images in the discriminator loss; 0.9 is one-sided label
-            smoothing, which keeps the discriminator from growing overconfident.
+        real_label: bce: target for real images in the discriminator loss; 0.9 is one-sided
+            label smoothing, which keeps the discriminator from growing overconfident.
         ema_decay: weight of the old average at each generator step (0 = no averaging). The
             first steps use less, (1 + step) / (10 + step), so that the random initial weights
             fade quickly.
@@ -67,7 +80,7 @@ class GAN(L.LightningModule):
         "generator_channels": (at_least(1), Length(2, "7x7 and 14x14 feature maps")),
         "discriminator_channels": (at_least(1), Length(2, "14x14 and 7x7 feature maps")),
         "generator_hidden": at_least(1), "discriminator_hidden": at_least(1),
-        "dropout": between(0, 1, high_open=True), "lr": positive(),
+        "dropout": between(0, 1, high_open=True), "loss": one_of(LOSSES), "lr": positive(), "lr_d": positive(),
         "betas": (between(0, 1, high_open=True), Length(2, "Adam's beta1 and beta2")),
         "real_label": between(0, 1, low_open=True), "ema_decay": between(0, 1, high_open=True),
         "num_samples": at_least(1),
@@ -78,20 +91,25 @@ class GAN(L.LightningModule):
                  discriminator_channels: Sequence[int] = (64, 128),
                  generator_hidden: Sequence[int] = (256, 512, 1024),
                  discriminator_hidden: Sequence[int] = (512, 256), dropout: float = 0.3,
-                 lr: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
+                 loss: str = "bce", spectral_norm: bool = False, minibatch_std: bool = False,
+                 augment: bool = False, lr: float = 2e-4, lr_d: float | None = None,
+                 betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
                  ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0,
                  evaluator_checkpoint: str | None = None, quality_samples: int = 1000):
         super().__init__()
-        check_arguments(GAN, arch=arch, ema_decay=ema_decay)
+        check_arguments(GAN, arch=arch, ema_decay=ema_decay, loss=loss)
+        if minibatch_std and arch != "dcgan":
+            raise UserError("minibatch_std needs arch: dcgan (the fc discriminator has no feature maps).")
         self.save_hyperparameters()
         self.automatic_optimization = False
         classes = num_classes if conditional else 0
         if arch == "dcgan":
             self.generator: nn.Module = DCGANGenerator(latent_dim, generator_channels, classes)
-            self.discriminator: nn.Module = DCGANDiscriminator(discriminator_channels, classes)
+            self.discriminator: nn.Module = DCGANDiscriminator(discriminator_channels, classes,
+                                                               spectral_norm, minibatch_std)
         else:
             self.generator = Generator(latent_dim, generator_hidden, classes)
-            self.discriminator = Discriminator(discriminator_hidden, dropout, classes)
+            self.discriminator = Discriminator(discriminator_hidden, dropout, classes, spectral_norm)
         # The average is a module of its own, so checkpoints save and restore it with the rest.
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
@@ -185,22 +203,21 @@ class GAN(L.LightningModule):
             real_labels = None
         fake = self.generator(noise, fake_labels)
 
-        # Discriminator: real images towards real_label, generated ones towards 0.
+        # Discriminator: tell real images from generated ones.
         with self.toggled_optimizer(opt_d):
-            logits_real = self.discriminator(real, real_labels)
-            logits_fake = self.discriminator(fake.detach(), fake_labels)
-            loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.hparams.real_label))
-                      + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+            logits_real = self.judge(real, real_labels)
+            logits_fake = self.judge(fake.detach(), fake_labels)
+            loss_d = self.discriminator_loss(logits_real, logits_fake)
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             # through the strategy (precision, scaling) but not LightningOptimizer.step, which
             # would count a second training step per batch: max_steps and logging count batches
             self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
 
-        # Generator: make the discriminator call its images real (the non-saturating loss).
+        # Generator: make the discriminator call its images real.
         with self.toggled_optimizer(opt_g):
-            logits_gen = self.discriminator(fake, fake_labels)
-            loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+            logits_gen = self.judge(fake, fake_labels)
+            loss_g = self.generator_loss(logits_gen)
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
@@ -216,20 +233,25 @@ class GAN(L.LightningModule):
         if log_step:
             self.log_dict({"train/loss_d_step": loss_d, "train/loss_g_step": loss_g})
 
-    @torch.no_grad()
+    def judge(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's logits (real > 0), on randomly moved images if `augment`."""
+        return self.discriminator(random_affine(images) if self.hparams.augment else images, labels)
+
+    def discriminator_loss(self, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+        if self.hparams.loss == "hinge":
+            return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+        # real images towards real_label, generated ones towards 0
+        return (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.hparams.real_label))
+                + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+
+    def generator_loss(self, logits_gen: torch.Tensor) -> torch.Tensor:
+        if self.hparams.loss == "hinge":
+            return -logits_gen.mean()
+        return F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))  # non-saturating
+
     def update_ema(self) -> None:
         """Move generator_ema towards the generator (after each generator step)."""
-        # the warm-up decay stays a tensor: reading the step count on the host would make every
-        # step wait for the GPU
-        step = self.ema_steps.float()
-        weight = 1 - ((1 + step) / (10 + step)).clamp(max=self.hparams.ema_decay)
-        ema_state, live_state = self.generator_ema.state_dict(), self.generator.state_dict()
-        for name, value in live_state.items():
-            if value.is_floating_point():  # weights and batch-norm statistics
-                ema_state[name].lerp_(value, weight.to(value.dtype))
-            else:  # batch-norm step counters
-                ema_state[name].copy_(value)
-        self.ema_steps += 1
+        update_moving_average(self.generator_ema, self.generator, self.ema_steps, self.hparams.ema_decay)
 
     def running_metrics(self) -> dict[str, float]:
         """The latest step's losses, for the progress bar."""
@@ -241,7 +263,7 @@ class GAN(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer("adam", self.generator.parameters(), hp.lr, betas=hp.betas)
-        opt_d = build_optimizer("adam", self.discriminator.parameters(), hp.lr, betas=hp.betas)
+        opt_d = build_optimizer("adam", self.discriminator.parameters(), hp.lr_d or hp.lr, betas=hp.betas)
         return [opt_g, opt_d]
 
     def on_train_epoch_end(self) -> None:

@@ -143,10 +143,13 @@ class Generator(_ClassConditioning):
 
 
 class Discriminator(nn.Module):
-    """1x28x28 image (+ class) -> one logit (real > 0), fully connected with LeakyReLU and dropout."""
+    """1x28x28 image (+ class) -> one logit (real > 0), fully connected with LeakyReLU and dropout.
+
+    `spectral_norm` divides each weight by its largest singular value (see spectral_normalized).
+    """
 
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.3,
-                 num_classes: int = 0):
+                 num_classes: int = 0, spectral_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
@@ -155,6 +158,8 @@ class Discriminator(nn.Module):
             width = size
         self.layers = nn.Sequential(*layers)
         self.head = _ProjectionHead(width, num_classes)
+        if spectral_norm:
+            spectral_normalized(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.layers(x), labels)
@@ -186,27 +191,77 @@ class DCGANGenerator(_ClassConditioning):
         return self.upsample(h)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one feature map: the standard deviation of each feature across the batch, averaged.
+
+    A discriminator that sees how varied a batch is can tell a generator that draws few kinds of
+    digit from real data (Karras et al., 2018), which pushes the generator to draw them all.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spread = x.std(0, unbiased=False).mean().expand(x.shape[0], 1, *x.shape[2:])
+        return torch.cat([x, spread], 1)
+
+
 class DCGANDiscriminator(nn.Module):
     """1x28x28 image (+ class) -> one logit: stride-2 convolutions with LeakyReLU (DCGAN).
 
     28x28 -> 14x14 -> 7x7 with `channels` = (c0, c1); batch norm on the second convolution
-    only, as in DCGAN (never on the layer that sees the raw images).
+    only, as in DCGAN (never on the layer that sees the raw images). `spectral_norm` replaces
+    that batch norm by spectral normalisation of every layer (SN-GAN); `minibatch_std` adds a
+    MinibatchStd map to the 7x7 features.
     """
 
-    def __init__(self, channels: Sequence[int] = (64, 128), num_classes: int = 0):
+    def __init__(self, channels: Sequence[int] = (64, 128), num_classes: int = 0,
+                 spectral_norm: bool = False, minibatch_std: bool = False):
         super().__init__()
         if len(channels) != 2:
             raise UserError(f"discriminator_channels must have two entries (28x28 -> 14x14 -> 7x7), got {list(channels)}.")
         c0, c1 = channels
-        self.features = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.Conv2d(IMAGE_SHAPE[0], c0, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c0, c1, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.LeakyReLU(0.2),
-            nn.Flatten())
-        self.head = _ProjectionHead(c1 * 7 * 7, num_classes)
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1, bias=spectral_norm)]
+        if not spectral_norm:
+            layers.append(nn.BatchNorm2d(c1))
+        layers.append(nn.LeakyReLU(0.2))
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = _ProjectionHead((c1 + minibatch_std) * 7 * 7, num_classes)
         init_dcgan(self)
+        if spectral_norm:
+            spectral_normalized(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(x), labels)
+
+
+def spectral_normalized(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al., 2018) of every linear and convolutional layer of
+    `module`, in place: each weight divided by its largest singular value (one power iteration
+    a step), which keeps a discriminator's gradients tame without batch norm."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
+@torch.no_grad()
+def update_moving_average(average: nn.Module, live: nn.Module, steps: torch.Tensor, decay: float) -> None:
+    """Move `average`'s weights and batch-norm statistics towards `live`'s; count the step.
+
+    The weight of the old average is `decay`, but less, (1 + steps) / (10 + steps), over the
+    first steps, so that the random initial weights fade quickly. `steps` (a 0-d tensor, updated
+    in place) stays on the device: reading it on the host would make every step wait for a GPU.
+    """
+    old_weight = ((1 + steps.float()) / (10 + steps.float())).clamp(max=decay)
+    average_state, live_state = average.state_dict(), live.state_dict()
+    for name, value in live_state.items():
+        if value.is_floating_point():  # weights and batch-norm statistics
+            average_state[name].lerp_(value, (1 - old_weight).to(value.dtype))
+        else:  # batch-norm step counters
+            average_state[name].copy_(value)
+    steps += 1
 
 
 def init_dcgan(module: nn.Module) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -52,7 +52,8 @@ class Evaluator:
     def __init__(self, classifier: nn.Module, mean: float, std: float):
         self.classifier = classifier.eval().requires_grad_(False)
         self.mean, self.std = mean, std  # the normalisation the classifier was trained with
-        linears = [m for m in classifier.modules() if isinstance(m, nn.Linear)]
+        # an mnist-pl classifier predicts with its inference_net (the weights' moving average, if kept)
+        linears = [m for m in getattr(classifier, "inference_net", classifier).modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise UserError("the evaluator must be a classifier ending in a linear layer.")
         self.last_linear = linears[-1]
@@ -167,3 +168,66 @@ def noise_floor(evaluator: Evaluator, data_dir: str | Path, num: int = 1000, see
     test, test_labels = real_images(data_dir, "test", num, seed)
     train, _ = real_images(data_dir, "train", num, seed)
     return sample_quality(evaluator, test, real=train, labels=test_labels)
+
+
+Draw = Callable[[int, int], tuple[torch.Tensor, "torch.Tensor | None"]]  # (num, seed) -> images, labels asked
+
+
+def score_over_seeds(evaluator: Evaluator, data_dir: str | Path, seeds: Sequence[int], num: int = 1000,
+                     draw: Draw | None = None, name: str = "generated") -> dict[str, dict[str, Any]]:
+    """The noise floor and (given `draw`) the generated samples' metrics for each seed, summarised.
+
+    For each seed, `num` real test digits are drawn against `num` real training digits (the
+    noise floor) and, with `draw(num, seed)` giving samples in [-1, 1] and the classes asked for
+    (None if unconditional), the samples are scored against the same real test digits.
+
+    Returns:
+        {"real test vs train": summary, name: summary}, each summary {metric: {"mean", "min",
+        "max"}} over the seeds, with "class_fractions" the mean fraction of each class.
+    """
+    if not seeds:
+        raise UserError("give at least one seed to score with.")
+    rows: dict[str, list[dict[str, Any]]] = {"real test vs train": []}
+    for seed in seeds:
+        rows["real test vs train"].append(noise_floor(evaluator, data_dir, num, seed))
+        if draw is not None:
+            images, labels = draw(num, seed)
+            test, _ = real_images(data_dir, "test", num, seed)
+            rows.setdefault(name, []).append(sample_quality(evaluator, images, real=test, labels=labels))
+    return {row: summarise(results) for row, results in rows.items()}
+
+
+def summarise(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, min and max of each number over several sample_quality results; the mean of each
+    class fraction."""
+    summary: dict[str, Any] = {}
+    for key in results[0]:
+        values = [r[key] for r in results]
+        if key == "class_fractions":
+            summary[key] = [round(sum(c) / len(c), 4) for c in zip(*values)]
+        else:
+            summary[key] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+    return summary
+
+
+def format_scores(scores: dict[str, dict[str, Any]], seeds: Sequence[int]) -> str:
+    """score_over_seeds' result as a table: each number, or over several seeds its mean and
+    (min-max), then the class fractions (their means)."""
+    spread = len(seeds) > 1
+
+    def cell(figure: dict[str, float] | None, width: int) -> str:
+        if figure is None:
+            return f"{'-':>{width}}"
+        text = f"{figure['mean']:.3f}" + (f" ({figure['min']:.3f}-{figure['max']:.3f})" if spread else "")
+        return f"{text:>{width}}"
+
+    widths = (22, 24, 22, 22) if spread else (8, 9, 11, 10)
+    lines = [f"{'':<20}" + "".join(f"{title:>{w}}" for title, w in zip(("score", "frechet", "min class", "accuracy"), widths))
+             + "  class fractions 0-9"]
+    for name, q in scores.items():
+        figures = (q["classifier_score"], q["frechet_distance"], q["min_class_fraction"], q.get("conditional_accuracy"))
+        lines.append(f"{name:<20}" + "".join(cell(f, w) for f, w in zip(figures, widths))
+                     + "  " + " ".join(f"{f:.3f}" for f in q["class_fractions"]))
+    if spread:
+        lines.append(f"seeds {' '.join(map(str, seeds))}: mean (min-max) of each number, mean class fractions")
+    return "\n".join(lines)

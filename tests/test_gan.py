@@ -147,3 +147,43 @@ def test_missing_evaluator_is_a_user_error(idx_dir, tmp_path):
     gan = GAN(evaluator_checkpoint=str(tmp_path / "nope.ckpt"), **TINY)
     with pytest.raises(UserError, match="does not exist"):
         quiet_trainer(fast_dev_run=True).fit(gan, datamodule=gan_data(idx_dir))
+
+
+def test_unconditional_options_train_together(idx_dir):
+    gan = GAN(loss="hinge", spectral_norm=True, minibatch_std=True, augment=True, lr=1e-4, lr_d=4e-4, **TINY)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gan.discriminator.modules())
+    assert sum("parametrizations" in name for name, _ in gan.discriminator.named_parameters()) == 3  # 2 convs, head
+    trainer = quiet_trainer(fast_dev_run=True)
+    trainer.fit(gan, datamodule=gan_data(idx_dir))
+    opt_g, opt_d = trainer.optimizers
+    assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_d.param_groups[0]["lr"] == 4e-4
+    assert gan.ema_steps == 1
+
+
+def test_hinge_loss_values():
+    gan = GAN(loss="hinge", **TINY)
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    # real: relu(1 - 2), relu(1 - 0.5) -> mean 0.25; fake: relu(1 - 2), relu(1 + 0) -> mean 0.5
+    assert gan.discriminator_loss(real, fake).item() == pytest.approx(0.75)
+    assert gan.generator_loss(torch.tensor([1.0, 3.0])).item() == pytest.approx(-2.0)
+
+
+def test_minibatch_std_sees_the_batch_spread():
+    from mnist_pl.nets import MinibatchStd
+
+    same = MinibatchStd()(torch.ones(4, 2, 7, 7))
+    assert same.shape == (4, 3, 7, 7) and torch.all(same[:, 2] == 0)
+    varied = MinibatchStd()(torch.randn(4, 2, 7, 7))
+    assert torch.all(varied[:, 2] > 0)
+    with pytest.raises(UserError, match="minibatch_std needs arch: dcgan"):
+        GAN(arch="fc", minibatch_std=True, **TINY)
+    with pytest.raises(UserError, match="hinge"):
+        GAN(loss="wasserstein", **TINY)
+
+
+def test_augment_moves_what_the_discriminator_sees():
+    gan = GAN(augment=True, **TINY).eval()
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    torch.manual_seed(0)
+    moved = gan.judge(images, None)
+    assert not torch.allclose(moved, gan.discriminator(images))

@@ -11,7 +11,8 @@ from torch import nn
 
 from conftest import make_digits
 from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
-from mnist_pl.quality import Evaluator, classifier_score, frechet_distance, noise_floor, sample_quality
+from mnist_pl.quality import (Evaluator, classifier_score, format_scores, frechet_distance, noise_floor, sample_quality,
+                              score_over_seeds)
 
 
 def bar_reader() -> nn.Module:
@@ -113,3 +114,36 @@ def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
     assert floor["min_class_fraction"] > 0.07
     assert floor["conditional_accuracy"] > 0.95  # the CNN's own test accuracy
     assert floor["frechet_distance"] < 10.0
+
+
+def test_scores_over_seeds_give_mean_and_spread(evaluator, idx_dir):
+    def draw(num: int, seed: int) -> tuple[torch.Tensor, None]:
+        images, _ = bar_images(num, seed=100 + seed)
+        if seed == 1:  # a worse generator on the second seed: only the first half of the classes
+            images = images[bar_images(num, seed=100 + seed)[1] < 5]
+        return images, None
+
+    scores = score_over_seeds(evaluator, idx_dir, seeds=[0, 1], num=60, draw=draw)
+    assert list(scores) == ["real test vs train", "generated"]
+    per_seed = [sample_quality(evaluator, draw(60, seed)[0]) for seed in (0, 1)]
+    score = scores["generated"]["classifier_score"]
+    values = [q["classifier_score"] for q in per_seed]
+    assert [score[k] for k in ("mean", "min", "max")] == pytest.approx([sum(values) / 2, min(values), max(values)])
+    assert score["min"] < 6 < 9 < score["max"]  # about 5 classes, then about 10
+    assert scores["generated"]["class_fractions"][9] == pytest.approx(per_seed[0]["class_fractions"][9] / 2, abs=1e-4)
+    assert "conditional_accuracy" not in scores["generated"]
+    table = format_scores(scores, [0, 1])
+    assert table.splitlines()[-1].startswith("seeds 0 1: mean (min-max)")
+    assert f"{score['mean']:.3f} ({score['min']:.3f}-{score['max']:.3f})" in table
+    floor = scores["real test vs train"]["conditional_accuracy"]
+    assert floor["min"] == floor["max"] == 1.0  # the bar reader reads every real bar digit
+
+
+def test_score_command_reports_several_seeds(subset_cnn_run, subset_dir, capsys):
+    from mnist_pl.cli import main
+
+    with pytest.warns(UserWarning, match="label_smoothing"):
+        assert main(["score", "--evaluator", subset_cnn_run["best_checkpoint"], "--data-dir", str(subset_dir),
+                     "--num", "200", "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("real test vs train") and out[-1].startswith("seeds 0 1: mean (min-max)")

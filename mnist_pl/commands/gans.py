@@ -32,7 +32,9 @@ def add_commands(sub: Subcommands) -> None:
     add_checkpoint_flag(p, what="GAN .ckpt to score (without it, only the noise floor)", required=False,
                         models=("gan",))
     p.add_argument("--num", type=int, default=1000, help="samples (and real digits) to score")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise and of the real-digit draw")
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="seeds of the noise and of the real-digit draw; several give each number's mean "
+                        "and (min-max)")
     p.add_argument("--no-ema", action="store_true", help="score the last generator, not its moving average")
 
 
@@ -67,19 +69,16 @@ def _score(args: argparse.Namespace) -> int:
     import torch
 
     from ..generate import load_gan
-    from ..quality import Evaluator, noise_floor, real_images, sample_quality
+    from ..quality import Evaluator, format_scores, score_over_seeds
 
     gan = load_gan(args.checkpoint) if args.checkpoint else None
     evaluator = Evaluator.from_checkpoint(args.evaluator)
-    rows = [("real test vs train", noise_floor(evaluator, args.data_dir, args.num, args.seed))]
-    if gan is not None:
-        test, _ = real_images(args.data_dir, "test", args.num, args.seed)
-        images = gan.sample(args.num, generator=torch.Generator().manual_seed(args.seed), use_ema=not args.no_ema)
-        rows.append(("generated" + (" (no EMA)" if args.no_ema else ""),
-                     sample_quality(evaluator, images, real=test, labels=gan.make_labels(args.num))))
-    print(f"{'':<20}{'score':>8}{'frechet':>9}{'min class':>11}{'accuracy':>10}  class fractions 0-9")
-    for name, q in rows:
-        accuracy = q.get("conditional_accuracy")
-        print(f"{name:<20}{q['classifier_score']:>8.3f}{q['frechet_distance']:>9.3f}{q['min_class_fraction']:>11.3f}"
-              f"{'-' if accuracy is None else f'{accuracy:.3f}':>10}  {' '.join(f'{f:.3f}' for f in q['class_fractions'])}")
+
+    def draw(num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images = gan.sample(num, generator=torch.Generator().manual_seed(seed), use_ema=not args.no_ema)
+        return images, gan.make_labels(num)
+
+    scores = score_over_seeds(evaluator, args.data_dir, args.seeds, args.num, draw if gan else None,
+                              name="generated" + (" (no EMA)" if args.no_ema else ""))
+    print(format_scores(scores, args.seeds))
     return 0
