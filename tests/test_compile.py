@@ -50,7 +50,7 @@ def _train(idx_dir, logdir, model, *extra):
     # eager code, and without them a compiled and an eager run must agree
     proc = run_cli("train.py", "--model", model, "--data-dir", str(idx_dir), "--logdir", str(logdir),
                    "--accelerator", "cpu", "--batch-size", "32", "--seed", "3", "--set", "model.dropout=0",
-                   *(TINY_CNN if model == "cnn" else TINY_GAN), *extra)
+                   *(TINY_CNN if model == "cnn" else TINY_GAN), *extra, timeout=900)  # compiling on a busy CPU
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((logdir / model / "version_0" / "results.json").read_text())
 
