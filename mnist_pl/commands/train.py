@@ -40,7 +40,7 @@ def add_commands(sub: Subcommands) -> None:
                    help="continue a run from a checkpoint; 'last' is the newest run's last.ckpt "
                         "under --logdir. Its run's config.yaml is the default --config")
     p.add_argument("--compile", action="store_true", default=None,
-                   help="torch.compile the networks (slow start, faster steps on a GPU)")
+                   help="torch.compile the networks: slow start, faster steps; on a GPU the networks run as CUDA graphs")
     p.add_argument("--profile", action="store_true", default=None,
                    help="time each part of training with Lightning's simple profiler (fit-profile.txt)")
     p.add_argument("--fast-dev-run", action="store_true",
