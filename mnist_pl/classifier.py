@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from typing import Any, Sequence
 
@@ -13,7 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from .nets import ACTIVATIONS, MLP, ConvNet, update_moving_average
+from .nets import ACTIVATIONS, MLP, ConvNet, Exportable, PixelsToProbabilities, update_moving_average
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
 from .rules import at_least, between, check_arguments, one_of, positive
 
@@ -123,6 +124,17 @@ class ImageClassifier(L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         if self.net_ema is not None:
             update_moving_average(self.net_ema, self.net, self.ema_steps, self.hparams.ema_decay)
+
+    def exportable(self, mean: float, std: float, classes: Sequence[str]) -> Exportable:
+        """The network that predicts in eval mode (its moving average, if kept), for use outside
+        mnist-pl: raw uint8 images [N, 28, 28] (0-255, light digit on black) in, the class
+        probabilities [N, classes] out; `mean` and `std` (the training data's) built in."""
+        module = PixelsToProbabilities(copy.deepcopy(self.inference_net).cpu().eval(), mean, std)
+        return Exportable(module, {"images": torch.zeros(2, 28, 28, dtype=torch.uint8)}, "probabilities", {
+            "input.images": "uint8 [batch, 28, 28], 0-255: light digit on a black background, "
+                            "centred as in MNIST (no normalisation needed, it is built in)",
+            "output.probabilities": f"float32 [batch, {len(classes)}]: the probability of each class",
+            "classes": json.dumps(list(classes))})
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)

@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
-from .commands import classifiers, data, gans, models, train
+from .commands import classifiers, data, deploy, gans, models, train
 from .commands.flags import resolve_checkpoint_flags
 from .errors import UserError
 from .rules import did_you_mean
@@ -22,7 +22,7 @@ from .rules import did_you_mean
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # in the order `--help` lists their commands
-COMMAND_MODULES = (train, data, models, classifiers, gans)
+COMMAND_MODULES = (train, data, models, classifiers, gans, deploy)
 
 
 class Parser(argparse.ArgumentParser):

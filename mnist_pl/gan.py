@@ -8,6 +8,7 @@ either of them class-conditional (`conditional=True`), which draws the digit it 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Sequence
 
 import lightning as L
@@ -18,7 +19,8 @@ from torch import nn
 
 from .classifier import random_affine
 from .errors import UserError
-from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator, update_moving_average
+from .nets import (DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels,
+                   update_moving_average)
 from .optim import build_optimizer
 from .rules import Length, at_least, between, check_arguments, one_of, positive
 
@@ -177,6 +179,20 @@ class GAN(L.LightningModule):
         images = net(noise.to(self.device), labels)
         net.train(was_training)
         return images
+
+    def exportable(self, mean: float, std: float, classes: Sequence[str]) -> Exportable:
+        """The EMA generator for use outside mnist-pl: standard normal noise [N, latent_dim]
+        (and, if conditional, the classes [N] as int64) in, images [N, 1, 28, 28] in [0, 1] (light
+        digit on black) out; `mean` and `std` are the training data's normalisation, undone."""
+        module = NoiseToPixels(copy.deepcopy(self.generator_ema).cpu().eval(), mean, std)
+        inputs = {"noise": torch.randn(2, self.hparams.latent_dim)}
+        metadata = {"input.noise": f"float32 [batch, {self.hparams.latent_dim}]: standard normal noise",
+                    "output.images": "float32 [batch, 1, 28, 28] in [0, 1]: light digit on black"}
+        if self.hparams.conditional:
+            inputs["digit"] = torch.arange(2) % self.hparams.num_classes
+            metadata["input.digit"] = f"int64 [batch]: the class to draw, 0-{self.hparams.num_classes - 1}"
+            metadata["classes"] = json.dumps(list(classes))
+        return Exportable(module, inputs, "images", metadata)
 
     def sample_grid(self) -> torch.Tensor:
         """The fixed-noise images as one [3, H, W] grid in [0, 1] (a row per class if conditional)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from PIL import Image
 
 from .errors import UserError
 from .gan import GAN
@@ -66,11 +67,26 @@ def save_images(images: torch.Tensor, out: str | Path, nrow: int = 8) -> Path:
     elif suffix == ".pt":
         torch.save(images, out)
     else:
-        flat = images.reshape(-1, *images.shape[-3:])
-        grid = torchvision.utils.make_grid(flat, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
-        scale = max(1, math.ceil(GRID_SIDE / max(grid.shape[-2:])))
-        torchvision.utils.save_image(grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2), out)
+        grid_picture(images, nrow).save(out)
     return out
+
+
+def grid_picture(images: torch.Tensor, nrow: int = 8) -> Image.Image:
+    """Images in [-1, 1] ([N, 1, 28, 28], or [rows, steps, 1, 28, 28]) as one greyscale picture,
+    `nrow` to a row on a white grid, enlarged by whole pixels to a longer side of at least GRID_SIDE."""
+    flat = images.detach().cpu().reshape(-1, *images.shape[-3:])
+    grid = torchvision.utils.make_grid(flat, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+    scale = max(1, math.ceil(GRID_SIDE / max(grid.shape[-2:])))
+    grid = grid[0].repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    return Image.fromarray(grid.mul(255).add(0.5).clamp(0, 255).byte().numpy())
+
+
+def sample_layout(gan: GAN, images: torch.Tensor, digit: int | None) -> tuple[torch.Tensor, int]:
+    """Samples laid out for a picture, and the row length: one row per digit when a conditional
+    GAN drew every class in turn (as the run's samples.png), else 8 to a row."""
+    if gan.hparams.conditional and digit is None:
+        return class_rows(images, gan.make_labels(len(images)), gan.hparams.num_classes)
+    return images, 8
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,11 @@ def read_greyscale(path: str | Path) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise UserError(f"image {path} cannot be read as a PNG or JPEG file ({type(err).__name__}); "
                         "it is damaged or not an image.") from None
+    return greyscale(image)
+
+
+def greyscale(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a [H, W] float tensor in [0, 1]; transparency counts as white paper."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
@@ -154,13 +159,20 @@ def thumbnail(grey: torch.Tensor, side: int = THUMBNAIL) -> torch.Tensor:
 
 
 @torch.no_grad()
+def classify(model: torch.nn.Module, pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """The class probabilities [N, classes] (on the CPU) of MNIST-style digits `pixels` [N, 28, 28]
+    in [0, 1], normalised as the model's training data was."""
+    device = next(model.parameters()).device
+    return model((pixels[:, None].to(device) - mean) / std).softmax(-1).cpu()
+
+
+@torch.no_grad()
 def predict_files(model: torch.nn.Module, paths: Sequence[str | Path], mean: float, std: float,
                   classes: Sequence[str]) -> list[Prediction]:
     """Preprocess each image file, normalise it as the model's training data was, and classify it."""
     files = image_files(paths)
     greys = [read_greyscale(path) for path in files]
     pixels = torch.stack([to_mnist_style(grey, str(path)) for grey, path in zip(greys, files)])
-    device = next(model.parameters()).device
-    probabilities = model((pixels[:, None].to(device) - mean) / std).softmax(-1).cpu()
+    probabilities = classify(model, pixels, mean, std)
     return [Prediction(str(path), int(p.argmax()), classes[int(p.argmax())], p.tolist(), image, thumbnail(grey))
             for path, p, image, grey in zip(files, probabilities, pixels, greys)]

@@ -41,7 +41,7 @@ def add_commands(sub: Subcommands) -> None:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..generate import check_output, class_rows, interpolation, load_gan, save_images
+    from ..generate import check_output, interpolation, load_gan, sample_layout, save_images
 
     out = check_output(args.out)  # before the slow part
     if args.num < 1:
@@ -56,10 +56,7 @@ def _generate(args: argparse.Namespace) -> int:
         grid, nrow = images, args.interpolate
     else:
         images = gan.sample(args.num, args.digit, seed, use_ema=not args.no_ema)
-        grid, nrow = images, 8
-        if gan.hparams.conditional and args.digit is None:
-            # a picture gets one row per digit, as the run's samples.png; arrays keep the drawn order
-            grid, nrow = class_rows(images, gan.make_labels(args.num), gan.hparams.num_classes)
+        grid, nrow = sample_layout(gan, images, args.digit)  # arrays keep the drawn order
     save_images(grid if out.suffix.lower() in (".png", ".jpg") else images, out, nrow)
     print(f"{out}: {len(images.reshape(-1, 28 * 28))} digits, tensor shape {list(images.shape)}")
     return 0
