@@ -140,14 +140,14 @@ def build_app(classifier: Classifier | None, gan: GAN | None) -> "gr.Blocks":
         if classifier is not None:
             with gr.Tab("Draw"):
                 with gr.Row():
-                    canvas = gr.Sketchpad(label="Draw a digit (white paper, dark ink)", type="pil",
-                                          canvas_size=CANVAS, fixed_canvas=True, layers=False,
+                    canvas = gr.Sketchpad(label="Pick the brush, then draw a digit", type="pil",
+                                          canvas_size=CANVAS, fixed_canvas=True, layers=False, height=480,
                                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                                           elem_id="canvas")
                     with gr.Column():
                         verdict = gr.Markdown(DRAW_A_DIGIT, elem_id="prediction")
                         seen = gr.Image(label="What the network sees (28x28)", type="pil", height=240,
-                                        interactive=False, elem_id="seen")
+                                        interactive=False, buttons=["download"], elem_id="seen")
                 probabilities = gr.Label(label="Probabilities", num_top_classes=len(classifier.classes),
                                          elem_id="probabilities")
                 canvas.change(lambda drawing: read_digit(classifier, drawing), canvas,
@@ -162,13 +162,13 @@ def build_app(classifier: Classifier | None, gan: GAN | None) -> "gr.Blocks":
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="seed")
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 grid = gr.Image(label="Digits from the EMA generator", type="pil", interactive=False,
-                                elem_id="grid")
+                                buttons=["download"], elem_id="grid")
                 with gr.Row():
                     walks = gr.Slider(1, 10, value=3, step=1, label="Latent walks")
                     steps = gr.Slider(2, 16, value=10, step=1, label="Steps per walk")
                 walk = gr.Button("Walk", elem_id="walk")
                 walk_picture = gr.Image(label="Latent walks: each row between two random noise vectors",
-                                        type="pil", interactive=False, elem_id="walk-picture")
+                                        type="pil", interactive=False, buttons=["download"], elem_id="walk-picture")
                 generate.click(lambda d, n, s: digits_grid(gan, parse_digit(d), n, s), [digit, count, seed], grid)
                 walk.click(lambda d, w, n, s: latent_walk(gan, parse_digit(d), w, n, s),
                            [digit, walks, steps, seed], walk_picture)
