@@ -22,8 +22,10 @@ _EXPORTS = {
     "MODELS": "config", "load_config": "config",
     "DATASETS": "data", "CorruptDataError": "data", "DataNotFoundError": "data", "MNISTDataModule": "data",
     "read_idx": "data",
+    "DemoClassifier": "demo", "build_app": "demo", "serve": "demo",
     "UserError": "errors",
     "Evaluation": "evaluation", "evaluate": "evaluation", "write_evaluation": "evaluation",
+    "export_checkpoint": "export",
     "GAN": "gan",
     "load_gan": "generate",
     "MLP": "nets", "ConvNet": "nets", "DCGANDiscriminator": "nets", "DCGANGenerator": "nets",
@@ -31,6 +33,7 @@ _EXPORTS = {
     "confusion_matrix_figure": "plots", "image_grid": "plots", "misclassified_figure": "plots",
     "predictions_figure": "plots", "save_figure": "plots",
     "Prediction": "predict", "predict_files": "predict", "preprocess": "predict", "to_mnist_style": "predict",
+    "classify": "predict",
     "Evaluator": "quality", "sample_quality": "quality",
     "build_trainer": "training", "keep_freed_memory": "training", "train": "training",
 }
@@ -41,13 +44,15 @@ if TYPE_CHECKING:
     from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
     from .config import MODELS, load_config
     from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
+    from .demo import DemoClassifier, build_app, serve
     from .errors import UserError
     from .evaluation import Evaluation, evaluate, write_evaluation
+    from .export import export_checkpoint
     from .gan import GAN
     from .generate import load_gan
     from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
-    from .predict import Prediction, predict_files, preprocess, to_mnist_style
+    from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style
     from .quality import Evaluator, sample_quality
     from .training import build_trainer, keep_freed_memory, train
 

@@ -5,7 +5,7 @@ browser's own fonts instead of web fonts. The drawing goes through the same MNIS
 preprocessing as `mnist-pl predict` (mnist_pl.predict), and the page shows the 28x28 image the
 network receives.
 
-    app = build_app(Classifier.from_checkpoint("cnn.ckpt"), load_gan("gan.ckpt"))
+    app = build_app(DemoClassifier.from_checkpoint("cnn.ckpt"), load_gan("gan.ckpt"))
     serve(app, "127.0.0.1", 7860)
 """
 
@@ -40,7 +40,7 @@ ANY_DIGIT = "any: 0-9 in turn"
 
 
 @dataclass
-class Classifier:
+class DemoClassifier:
     """A classifier with what it needs to read a drawing: its data's normalisation and class names."""
 
     model: ImageClassifier
@@ -49,7 +49,7 @@ class Classifier:
     classes: Sequence[str]
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "Classifier":
+    def from_checkpoint(cls, path: str | Path) -> "DemoClassifier":
         """The dense or CNN classifier of a checkpoint of train.py (anything else is a UserError)."""
         from .checkpoints import datamodule_for, load_classifier
 
@@ -98,7 +98,7 @@ def read_drawing(drawing: dict[str, Any] | Image.Image | None) -> torch.Tensor |
         return None
 
 
-def read_digit(classifier: Classifier, drawing: dict[str, Any] | Image.Image | None
+def read_digit(classifier: DemoClassifier, drawing: dict[str, Any] | Image.Image | None
                ) -> tuple[str, dict[str, float] | None, Image.Image | None]:
     """What the page shows for a drawing: the verdict, each class's probability, and the image the
     network sees (enlarged); "Draw a digit" and nothing else for an empty canvas."""
@@ -130,7 +130,7 @@ def latent_walk(gan: GAN, digit: int | None, walks: int, steps: int, seed: int) 
     return grid_picture(images, int(steps))
 
 
-def build_app(classifier: Classifier | None, gan: GAN | None) -> "gr.Blocks":
+def build_app(classifier: DemoClassifier | None, gan: GAN | None) -> "gr.Blocks":
     """The page: a Draw tab with a classifier, a Generate tab with a GAN (at least one of them)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is imported
     import gradio as gr

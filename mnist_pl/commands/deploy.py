@@ -40,10 +40,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.classifier and not args.gan:
         raise UserError("give --classifier CKPT and/or --gan CKPT; train them with `python train.py "
                         "--model cnn` and `python train.py --model gan` (each prints its 'Best checkpoint').")
-    from ..demo import Classifier, build_app, check_port, load_demo_gan, serve
+    from ..demo import DemoClassifier, build_app, check_port, load_demo_gan, serve
 
     check_port(args.host, args.port)
-    classifier = Classifier.from_checkpoint(args.classifier) if args.classifier else None
+    classifier = DemoClassifier.from_checkpoint(args.classifier) if args.classifier else None
     gan = load_demo_gan(args.gan) if args.gan else None
     try:
         serve(build_app(classifier, gan), args.host, args.port)
