@@ -88,7 +88,7 @@ def test_a_drawing_is_read_with_predicts_preprocessing(classifier_checkpoint, tm
 def test_the_gan_draws_grids_and_walks(gan_checkpoint):
     gan = load_demo_gan(gan_checkpoint)  # unconditional: any digit
     grid = digits_grid(gan, None, 12, seed=3)
-    assert grid.size == (2 * (8 * 30 + 2), 2 * (2 * 30 + 2))  # 8 to a row, each pixel 2x2
+    assert grid.size == (3 * (8 * 30 + 2), 3 * (2 * 30 + 2))  # 8 to a row, enlarged to >= 600 px
     assert np.array_equal(np.asarray(grid), np.asarray(digits_grid(gan, None, 12, seed=3)))  # same seed, same digits
     walk = latent_walk(gan, None, walks=2, steps=5, seed=0)
-    assert walk.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
+    assert walk.size == (4 * (5 * 30 + 2), 4 * (2 * 30 + 2))

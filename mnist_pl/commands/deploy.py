@@ -18,8 +18,8 @@ def add_commands(sub: Subcommands) -> None:
                     "what the classifier reads (probabilities and the 28x28 image it sees), and draw "
                     "digits and latent walks from a GAN. Works offline: nothing is loaded from the "
                     "internet, no analytics, no share link.")
-    p.add_argument("--classifier", metavar="CKPT", help="a dense or cnn .ckpt written by train.py")
-    p.add_argument("--gan", metavar="CKPT", help="a gan .ckpt written by train.py")
+    add_checkpoint_flag(p, what="a dense or cnn .ckpt written by train.py", required=False, flag="--classifier")
+    add_checkpoint_flag(p, what="a gan .ckpt written by train.py", required=False, models=("gan",), flag="--gan")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     p.add_argument("--port", type=int, default=7860, help="TCP port to listen on")
 
@@ -30,7 +30,7 @@ def add_commands(sub: Subcommands) -> None:
                     "the probabilities [N, 10], its training normalisation built in. A GAN exports its "
                     "EMA generator: noise [N, latent_dim] (and, if conditional, digit [N] int64) -> "
                     "images [N, 1, 28, 28] in [0, 1]. The file's metadata says so too.")
-    add_checkpoint_flag(p, what="a dense, cnn or gan .ckpt written by train.py")
+    add_checkpoint_flag(p, what="a dense, cnn or gan .ckpt written by train.py", models=("dense", "cnn", "gan"))
     p.add_argument("--format", choices=["onnx", "torchscript"],
                    help="file format (default: from --out's suffix, .onnx or .pt)")
     p.add_argument("--out", required=True, help="file to write, e.g. cnn.onnx or cnn.pt")
