@@ -77,7 +77,7 @@ def draw(page, digit: int) -> None:
         page.mouse.up()
 
 
-def read_prediction(page, previous: str, timeout: float = 60) -> str:
+def read_prediction(page, previous: str, timeout: float = 180) -> str:
     """The page's verdict once it differs from `previous` (not the timer shown while it works)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,7 +125,8 @@ def test_a_person_draws_digits_and_asks_for_sevens(subset_cnn_run, conditional_g
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page(viewport={"width": 1200, "height": 1000})
             page.on("request", lambda request: requests.append(request.url))
-            page.goto(url, wait_until="networkidle", timeout=120_000)
+            page.goto(url, wait_until="networkidle", timeout=300_000)
+            page.set_default_timeout(120_000)  # a busy machine is slow, not broken
             assert page.inner_text("#prediction").strip() == "Draw a digit"  # empty canvas: no guess
 
             read = {}
@@ -146,9 +147,9 @@ def test_a_person_draws_digits_and_asks_for_sevens(subset_cnn_run, conditional_g
             page.locator("#digit input").click()
             page.get_by_role("option", name="7", exact=True).click()
             page.click("#generate")
-            page.locator("#grid img").wait_for(timeout=60_000)
+            page.locator("#grid img").wait_for(timeout=180_000)
             grid = page.locator("#grid img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            assert grid[0] > 8 * 28 and grid[1] > 2 * 28, grid  # 20 digits, 8 to a row, zoomed
+            assert grid[0] >= 600 and grid[1] > 2 * 28, grid  # 20 digits, 8 to a row, enlarged to >= 600 px
             page.screenshot(path=str(tmp_path / "demo_generate.png"))
             browser.close()
     finally:
