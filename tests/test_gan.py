@@ -73,6 +73,7 @@ def test_ema_follows_the_generator():
     assert torch.allclose(ema, torch.full_like(ema, 1.1))
 
 
+@pytest.mark.slow
 def test_no_ema_means_sampling_the_generator(idx_dir):
     gan = GAN(ema_decay=0.0, **TINY)
     quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, logger=False,
@@ -113,6 +114,7 @@ def tiny_cnn_checkpoint(idx_dir, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_quality_metrics_are_logged_every_epoch_with_an_evaluator(conditional, idx_dir, tiny_cnn_checkpoint,
                                                                    tmp_path, capsys):

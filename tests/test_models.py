@@ -49,6 +49,7 @@ def test_checkpoint_reloads_same_model(name, idx_dir, tmp_path):
     assert torch.equal(model(inputs), reloaded(inputs))
 
 
+@pytest.mark.slow
 def test_classifier_learns_generated_digits(idx_dir):
     """Not just runs: a small CNN fits the generated bars, so the loop really learns."""
     model = CNNClassifier(channels=[4, 8], hidden_size=16, lr=0.01)

@@ -32,6 +32,7 @@ def test_two_seeded_runs_are_identical(idx_dir, tmp_path, capsys):
     assert any(not torch.equal(first_weights[k], third_weights[k]) for k in first_weights)
 
 
+@pytest.mark.slow
 def test_seed_fixes_split_and_gan_noise(idx_dir, tmp_path, capsys, monkeypatch):
     """The run's seed picks the validation images (as a fresh data module with that split seed
     does) and the GAN's fixed noise (the same in two runs, another with another seed)."""

@@ -25,6 +25,7 @@ def fit(model, idx_dir, tmp_path, **trainer_args):
     return events(trainer.logger.log_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("every, epochs, steps", [(2, 3, [1, 2]), (0, 1, [])])
 def test_validation_figures_every_n_epochs_and_after_the_last(every, epochs, steps, idx_dir, tmp_path):
     model = CNNClassifier(channels=[4, 8], hidden_size=16, figures_every_n_epochs=every)
