@@ -11,6 +11,8 @@ from PIL import Image
 from mnist_pl import Evaluation
 from mnist_pl.cli import main
 
+from conftest import make_idx_folder
+
 
 def test_evaluation_arithmetic():
     # three classes; image 2 is a confident mistake, image 3 a hesitant one
@@ -45,10 +47,11 @@ def test_evaluate_checkpoint_from_training(subset_cnn_run, tmp_path, capsys):
             assert picture.format == "PNG" and min(picture.size) > 300
 
 
-def test_data_dir_override(subset_cnn_run, idx_dir, tmp_path):
-    assert main(["evaluate", "--checkpoint", subset_cnn_run["best_checkpoint"], "--data-dir", str(idx_dir),
-                 "--out-dir", str(tmp_path), "--no-download"]) == 0
-    assert json.loads((tmp_path / "metrics.json").read_text())["images"] == 64  # the generated test split
+def test_data_dir_override(classifier_checkpoint, tmp_path):
+    other = make_idx_folder(tmp_path / "other", n_test=48)  # not the folder it was trained on
+    assert main(["evaluate", "--checkpoint", str(classifier_checkpoint), "--data-dir", str(other),
+                 "--out-dir", str(tmp_path / "out"), "--no-download"]) == 0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["images"] == 48
 
 
 def test_gan_checkpoint_is_refused(gan_checkpoint, tmp_path, capsys):
