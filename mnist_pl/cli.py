@@ -10,6 +10,7 @@ mnist-pl.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Any, NoReturn, Sequence
@@ -114,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         resolve_checkpoint_flags(args)
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): it had what it wanted; silence the final flush too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         if not isinstance(err, user_error_types()):
             raise

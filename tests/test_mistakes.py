@@ -7,7 +7,10 @@ script's exit status and stderr are checked in subprocesses by the slow tests at
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +249,11 @@ def test_checkpoint_last_is_the_newest_run_of_the_right_model(tmp_path, capfd):
         resolve_checkpoint_flags(args)
         assert (args.evaluator if "score" in argv else args.checkpoint) == str(
             tmp_path / expected / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    """`... | head -2` closes the pipe early: no BrokenPipeError traceback, exit status 0."""
+    proc = subprocess.run(f"{sys.executable} -m mnist_pl summary --model dense | head -2", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.startswith("dense: DenseClassifier") and proc.stderr == "", proc.stderr[-2000:]
