@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 # for type checkers and editors (tests/test_cli_shell.py keeps the two equal)
 _EXPORTS = {
     "draw_graph": "architecture", "summarize": "architecture",
-    "datamodule_for": "checkpoints", "load_classifier": "checkpoints", "load_model": "checkpoints",
+    "SampleQuality": "callbacks",
+    "datamodule_for": "checkpoints", "load_classifier": "checkpoints", "load_evaluator": "checkpoints",
+    "load_gan": "checkpoints", "load_model": "checkpoints",
     "CNNClassifier": "classifier", "DenseClassifier": "classifier", "ImageClassifier": "classifier",
     "MODELS": "config", "load_config": "config",
     "DATASETS": "data", "CorruptDataError": "data", "DataNotFoundError": "data", "MNISTDataModule": "data",
@@ -27,7 +29,7 @@ _EXPORTS = {
     "Evaluation": "evaluation", "evaluate": "evaluation", "write_evaluation": "evaluation",
     "export_checkpoint": "export",
     "GAN": "gan",
-    "load_gan": "generate",
+    "MNISTModule": "module",
     "MLP": "nets", "ConvNet": "nets", "DCGANDiscriminator": "nets", "DCGANGenerator": "nets",
     "Discriminator": "nets", "Generator": "nets",
     "confusion_matrix_figure": "plots", "image_grid": "plots", "misclassified_figure": "plots",
@@ -40,7 +42,8 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .architecture import draw_graph, summarize
-    from .checkpoints import datamodule_for, load_classifier, load_model
+    from .callbacks import SampleQuality
+    from .checkpoints import datamodule_for, load_classifier, load_evaluator, load_gan, load_model
     from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
     from .config import MODELS, load_config
     from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from .evaluation import Evaluation, evaluate, write_evaluation
     from .export import export_checkpoint
     from .gan import GAN
-    from .generate import load_gan
+    from .module import MNISTModule
     from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
     from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style

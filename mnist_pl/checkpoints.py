@@ -1,10 +1,15 @@
-"""Checkpoints: written atomically, read back with clear errors (which model, its data), found for --resume."""
+"""Checkpoints: written atomically, read back with clear errors (which model, its data), found for --resume.
+
+Every checkpoint mnist-pl reads is loaded here: `load_model` (any model), `load_classifier`,
+`load_gan` and `load_evaluator` (a classifier as the judge of generated digits).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,10 +20,17 @@ import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from .classifier import ImageClassifier
-from .config import MODELS, constructor_defaults
 from .data import MNISTDataModule
 from .errors import UserError
+from .gan import GAN
+from .module import MODEL_NAME_KEY
+from .quality import Evaluator
+from .registry import MODEL_CLASSES, constructor_defaults, model_class
 from .runs import newest_last_checkpoint
+
+# hyperparameters of GAN checkpoints written before sample quality became the `quality` config
+# section (the SampleQuality callback); the GAN no longer takes them, so loading drops them
+RETIRED_HYPERPARAMETERS = {"evaluator_checkpoint", "quality_samples"}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -80,18 +92,23 @@ def _looks_like_text(path: Path) -> bool:
 
 
 def checkpoint_model_name(checkpoint: dict[str, Any]) -> str | None:
-    """The key of MODELS whose constructor takes all of the checkpoint's hyperparameters.
+    """The registered name of the model in `checkpoint`, or None if it holds no mnist-pl model.
 
-    A subset, not equality, so that checkpoints from before a new (defaulted) argument still load.
+    mnist-pl writes the name into every checkpoint (MNISTModule.on_save_checkpoint). For a
+    checkpoint written before that, the name is guessed: the first model whose constructor takes
+    all of its hyperparameters (a subset, not equality, so that checkpoints from before a new,
+    defaulted argument still load).
     """
-    saved = set(checkpoint.get("hyper_parameters", {}))
-    for name, cls in MODELS.items():
-        if saved and saved <= set(constructor_defaults(cls)):
+    if MODEL_NAME_KEY in checkpoint:
+        return checkpoint[MODEL_NAME_KEY] if checkpoint[MODEL_NAME_KEY] in MODEL_CLASSES else None
+    saved = set(checkpoint.get("hyper_parameters", {})) - RETIRED_HYPERPARAMETERS
+    for name in MODEL_CLASSES:
+        if saved and saved <= set(constructor_defaults(model_class(name))):
             return name
     return None
 
 
-def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODELS),
+def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODEL_CLASSES),
                purpose: str = "this command") -> tuple[L.LightningModule, dict[str, Any]]:
     """The model saved in checkpoint `path`, in eval mode on the CPU, and the checkpoint dict.
 
@@ -100,13 +117,15 @@ def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODELS),
     checkpoint = read_checkpoint(path)
     name = checkpoint_model_name(checkpoint)
     if name is None:
-        raise UserError(f"checkpoint {path} holds no mnist-pl model (its hyperparameters match none of "
-                        f"{', '.join(MODELS)}); give a .ckpt file written by train.py.")
+        raise UserError(f"checkpoint {path} holds no mnist-pl model (it names none of "
+                        f"{', '.join(MODEL_CLASSES)}); give a .ckpt file written by train.py.")
     if name not in kinds:
         what = "a GAN: it generates digits and does not classify them" if name == "gan" else f"a {name} model"
         raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a "
                         f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model {kinds[-1]}).")
-    model = MODELS[name](**checkpoint["hyper_parameters"])
+    hyperparameters = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items()
+                       if key not in RETIRED_HYPERPARAMETERS}
+    model = model_class(name)(**hyperparameters)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
@@ -120,6 +139,25 @@ def load_classifier(path: str | Path, purpose: str = "this command") -> tuple[Im
     model, checkpoint = load_model(path, ("dense", "cnn"), purpose)
     assert isinstance(model, ImageClassifier)
     return model, checkpoint
+
+
+def load_gan(path: str | Path) -> GAN:
+    """The GAN of a checkpoint written by `mnist-pl train --model gan`, on the CPU, in eval mode."""
+    gan, _ = load_model(path, ("gan",), purpose="generating digits")
+    assert isinstance(gan, GAN)
+    return gan
+
+
+def load_evaluator(path: str | Path) -> Evaluator:
+    """The judge of generated digits: a dense or CNN classifier checkpoint written by `mnist-pl
+    train`, with the normalisation it was trained with (on the CPU)."""
+    model, checkpoint = load_classifier(path, purpose="the sample-quality evaluator")
+    if model.hparams.label_smoothing > 0:
+        warnings.warn(f"evaluator {path} was trained with label_smoothing={model.hparams.label_smoothing}, "
+                      "which caps its confidence and so the classifier score (real digits score about "
+                      "6.4 instead of 9.6); train it with --set model.label_smoothing=0.", stacklevel=2)
+    mean, std = datamodule_for(checkpoint).mean_std
+    return Evaluator(model, mean, std)
 
 
 def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
@@ -14,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from .module import MNISTModule
 from .nets import ACTIVATIONS, MLP, ConvNet, Exportable, PixelsToProbabilities, update_moving_average
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
 from .rules import at_least, between, check_arguments, one_of, positive
@@ -51,8 +53,11 @@ def _displayable(images: torch.Tensor, datamodule: object) -> torch.Tensor:
     return (images - low) / (high - low).clamp(min=1e-6)
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(MNISTModule):
     """Trains `self.net` (set by a subclass) with cross-entropy; logs loss and accuracy.
+
+    Its best checkpoint is the one with the highest validation accuracy, and a finished run
+    reports the test metrics of that checkpoint.
 
     Args:
         optimizer: adam, adamw, sgd, rmsprop or adadelta.
@@ -74,6 +79,8 @@ class ImageClassifier(L.LightningModule):
     """
 
     MISTAKES_SHOWN = 32  # misclassified validation images kept for the figure
+    checkpoint_monitor = "val/acc"
+    checkpoint_mode = "max"
     # what each argument may be, beyond its type (config.py checks configs against these)
     CONFIG_RULES = {
         "optimizer": one_of(OPTIMIZERS), "lr": positive(), "weight_decay": at_least(0),
@@ -245,6 +252,15 @@ class ImageClassifier(L.LightningModule):
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch[0]).softmax(-1)
+
+    def logs_learning_rate(self) -> bool:
+        return self.hparams.scheduler != "none"
+
+    def finish_run(self, trainer: L.Trainer, datamodule: L.LightningDataModule, best_checkpoint: str | None,
+                   run_dir: Path | None) -> dict[str, Any]:
+        # test the weights that validated best, not whatever the last epoch left
+        metrics = trainer.test(self, datamodule=datamodule, ckpt_path=best_checkpoint, verbose=False)
+        return {"test": {k: round(float(v), 6) for k, v in metrics[0].items()}}
 
     def configure_optimizers(self):
         hp = self.hparams

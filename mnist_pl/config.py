@@ -1,24 +1,23 @@
 """Run configuration: YAML files whose sections mirror the constructors they feed.
 
-A config has four parts: `seed`, `logdir`, `checkpoint_every_n_steps`, `compile` and `profile`
-at the top, then `data` (MNISTDataModule's
-arguments), `model` (the chosen LightningModule's arguments) and `trainer` (lightning.Trainer's
-arguments). The valid keys are read off those signatures, so the check can never drift from
-the code.
+A config has `seed`, `logdir`, `checkpoint_every_n_steps`, `compile` and `profile` at the top,
+then `data` (MNISTDataModule's arguments), `model` (the chosen LightningModule's arguments),
+`trainer` (lightning.Trainer's arguments) and `quality` (the SampleQuality callback's). The valid
+keys are read off those signatures, so the check can never drift from the code.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import yaml
 
+from .callbacks import SampleQuality
 from .data import MNISTDataModule
 from .errors import UserError
-from .registry import CONFIG_DIR, MODEL_CLASSES, model_class
+from .registry import CONFIG_DIR, MODEL_CLASSES, constructor_defaults, model_class
 from .rules import (at_least, between, check_value, coerce, constructor_hints, declared_rules, did_you_mean, matches,
                     one_of)
 
@@ -44,21 +43,12 @@ TRAINER_RULES = {
     "reload_dataloaders_every_n_epochs": (at_least(0),),
     "accelerator": (one_of(("auto", "cpu", "gpu", "cuda", "mps", "tpu")),),
 }
+# keys that moved, still accepted from older configs and run directories: old -> new
+RENAMED_KEYS = {"model.evaluator_checkpoint": "quality.evaluator_checkpoint",
+                "model.quality_samples": "quality.num_samples"}
 # Trainer arguments that mnist-pl sets itself (see training.py), so a config may not.
 TRAINER_MANAGED = {"self", "logger", "callbacks", "default_root_dir", "enable_checkpointing",
                    "enable_progress_bar", "plugins", "profiler"}
-
-
-def constructor_defaults(cls: type) -> dict[str, Any]:
-    """Named constructor arguments of `cls` and its bases (for **kwargs chains), with defaults."""
-    params: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if klass in (L.LightningModule, L.LightningDataModule, object) or "__init__" not in vars(klass):
-            continue
-        for name, p in inspect.signature(klass.__init__).parameters.items():
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                params.setdefault(name, None if p.default is p.empty else p.default)
-    return params
 
 
 def section_defaults(model: str) -> dict[str, dict[str, Any]]:
@@ -66,7 +56,8 @@ def section_defaults(model: str) -> dict[str, dict[str, Any]]:
     trainer = {k: v for k, v in constructor_defaults(L.Trainer).items() if k not in TRAINER_MANAGED}
     return {"data": constructor_defaults(MNISTDataModule),
             "model": constructor_defaults(MODELS[model]),
-            "trainer": trainer}
+            "trainer": trainer,
+            "quality": constructor_defaults(SampleQuality)}
 
 
 def default_config_path(model: str) -> Path:
@@ -144,7 +135,7 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
 
 def key_rules(model: str) -> dict[str, tuple[Any, tuple[Any, ...]]]:
     """(type hint, rules) of every config key of `model`, read off the classes that take them."""
-    classes = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer}
+    classes = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer, "quality": SampleQuality}
     found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, TOP_LEVEL_RULES.get(k, ()))
                                                     for k, hint in TOP_LEVEL_TYPES.items()}
     for section, cls in classes.items():
@@ -201,13 +192,14 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
         if key in defaults:
             if not isinstance(value, dict):
                 raise UserError(f"{path}: section {key!r} must be a mapping of keys to values.")
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
+            flat.update({RENAMED_KEYS.get(f"{key}.{k}", f"{key}.{k}"): v for k, v in value.items()})
         else:
             flat[key] = value
     where = {key: str(path) for key in flat}
     for key, value in (overrides or {}).items():
-        flat[key] = value
-        where[key] = (origins or {}).get(key, "--set")
+        origin = (origins or {}).get(key, "--set")
+        key = RENAMED_KEYS.get(key, key)
+        flat[key], where[key] = value, origin
 
     valid = {**TOP_LEVEL, **{f"{s}.{k}": v for s, keys in defaults.items() for k, v in keys.items()}}
     rules = key_rules(model)

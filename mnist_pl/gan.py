@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
@@ -19,6 +20,7 @@ from torch import nn
 
 from .classifier import random_affine
 from .errors import UserError
+from .module import MNISTModule
 from .nets import (DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels,
                    update_moving_average)
 from .optim import build_optimizer
@@ -28,15 +30,16 @@ ARCHS = ("fc", "dcgan")
 LOSSES = ("bce", "hinge")
 
 
-class GAN(L.LightningModule):
+class GAN(MNISTModule):
     """A generative adversarial network that draws 28x28 digits in [-1, 1].
 
     Train it on data normalised to [-1, 1] (MNISTDataModule(normalize="symmetric")), the range
     of the generator's Tanh. An exponential moving average (EMA) of the generator's weights,
     `generator_ema`, draws every sample, grid and quality number: it is smoother than the
     generator of the last step. Every epoch a grid drawn from fixed noise goes to TensorBoard as
-    "samples" (one row per class for a conditional GAN), and, given an evaluator checkpoint, the
-    sample-quality metrics of mnist_pl.quality go there as "quality/...".
+    "samples" (one row per class for a conditional GAN). Sample-quality numbers come from the
+    SampleQuality callback (mnist_pl.callbacks), which train() adds when the config's `quality`
+    section names an evaluator.
 
     Args:
         arch: "dcgan" (convolutional) or "fc" (fully connected, the workshop's GAN).
@@ -71,12 +74,10 @@ class GAN(L.LightningModule):
             num_classes of each class, one row per class.
         sample_seed: seed of the fixed noise, so that grids compare across epochs and runs (None:
             0; train.py passes the run's seed).
-        evaluator_checkpoint: a classifier checkpoint trained by mnist-pl (e.g. the CNN); when
-            set, every validation epoch scores `quality_samples` samples against the held-out
-            real images. None skips the quality metrics.
-        quality_samples: samples scored each epoch when there is an evaluator.
     """
 
+    data_normalize = "symmetric"  # the range of the generator's Tanh
+    ddp_find_unused_parameters = True  # each of its two steps leaves the other network without gradients
     CONFIG_RULES = {
         "arch": one_of(ARCHS), "num_classes": at_least(2), "latent_dim": at_least(1),
         "generator_channels": (at_least(1), Length(2, "7x7 and 14x14 feature maps")),
@@ -96,8 +97,7 @@ class GAN(L.LightningModule):
                  loss: str = "bce", spectral_norm: bool = False, minibatch_std: bool = False,
                  augment: bool = False, lr: float = 2e-4, lr_d: float | None = None,
                  betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
-                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0,
-                 evaluator_checkpoint: str | None = None, quality_samples: int = 1000):
+                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0):
         super().__init__()
         check_arguments(GAN, arch=arch, ema_decay=ema_decay, loss=loss)
         if minibatch_std and arch != "dcgan":
@@ -129,9 +129,6 @@ class GAN(L.LightningModule):
         self.register_buffer("fixed_labels", fixed_labels)
         self.example_input_array = ((torch.zeros(2, latent_dim), torch.zeros(2, dtype=torch.long))
                                     if conditional else torch.zeros(2, latent_dim))
-        self.evaluator: Any = None  # loaded when training starts, never saved (see on_fit_start)
-        self.real_images: list[torch.Tensor] = []
-        self.last_quality: dict[str, Any] | None = None
         self._last_losses: torch.Tensor | None = None  # discriminator's and generator's, for the bar
         self._train_sums, self._train_images = torch.zeros(4), 0  # reset at each epoch's start
 
@@ -290,37 +287,15 @@ class GAN(L.LightningModule):
         if experiment is not None and hasattr(experiment, "add_image"):
             experiment.add_image("samples", self.sample_grid(), global_step=self.current_epoch)
 
-    # ------------------------------------------------------------------ sample quality
-
-    def on_fit_start(self) -> None:
-        path = self.hparams.evaluator_checkpoint
-        if path and self.evaluator is None:
-            from .quality import Evaluator
-
-            # kept out of the module tree: not trained, not saved in the GAN's checkpoints
-            self.evaluator = Evaluator.from_checkpoint(path)
-        if self.evaluator is not None:
-            self.evaluator.to(self.device)
+    def finish_run(self, trainer: L.Trainer, datamodule: L.LightningDataModule, best_checkpoint: str | None,
+                   run_dir: Path | None) -> dict[str, Any]:
+        """A GAN has no test metrics: a finished run saves samples.png, its fixed-noise grid."""
+        if run_dir is None or not trainer.is_global_zero:
+            return {}
+        samples = run_dir / "samples.png"
+        torchvision.utils.save_image(self.sample_grid(), samples)
+        return {"samples": str(samples)}
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        if self.evaluator is not None and not self.trainer.sanity_checking:
-            self.real_images.append(batch[0])  # held-out real digits: the reference of the metrics
-
-    def on_validation_epoch_end(self) -> None:
-        if self.evaluator is None or not self.real_images:
-            return
-        from .quality import sample_quality
-
-        real, self.real_images = torch.cat(self.real_images), []
-        seed = torch.Generator().manual_seed(self.hparams.sample_seed or 0)
-        labels = self.make_labels(self.hparams.quality_samples)
-        images = self.sample(self.hparams.quality_samples, generator=seed)
-        quality = sample_quality(self.evaluator, images, real=real, labels=labels)
-        self.last_quality = quality
-        self.log_dict({f"quality/{k}": float(v) for k, v in quality.items() if not isinstance(v, list)})
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_histogram"):
-            predicted = torch.tensor([c for c, share in enumerate(quality["class_fractions"])
-                                      for _ in range(round(share * len(images)))])
-            experiment.add_histogram("quality/predicted_class", predicted, self.current_epoch,
-                                     bins=torch.arange(self.hparams.num_classes + 1).float() - 0.5)
+        """Nothing to compute: the held-out real digits pass by for callbacks such as
+        mnist_pl.callbacks.SampleQuality, which compares samples with them."""

@@ -2,7 +2,7 @@
 
 Only the checkpoint is needed (no data, no config), and the CPU is enough:
 
-    gan = load_gan("runs/gan/version_0/checkpoints/last.ckpt")
+    gan = mnist_pl.load_gan("runs/gan/version_0/checkpoints/last.ckpt")
     save_images(gan.sample(64, digit=7, generator=torch.Generator().manual_seed(0)), "sevens.png")
 """
 
@@ -22,14 +22,6 @@ from .nets import IMAGE_SHAPE
 
 OUTPUT_SUFFIXES = {".png": "image grid", ".jpg": "image grid", ".npy": "NumPy array in [-1, 1]",
                    ".pt": "PyTorch tensor in [-1, 1]"}
-
-
-def load_gan(path: str | Path) -> GAN:
-    """The GAN of a checkpoint written by `mnist-pl train --model gan`, on the CPU, in eval mode."""
-    from .checkpoints import load_model
-
-    gan, _ = load_model(path, ("gan",), purpose="generating digits")
-    return gan.eval()
 
 
 def check_output(out: str | Path) -> Path:

@@ -60,19 +60,6 @@ class Evaluator:
         self.num_features = self.last_linear.in_features
         self.num_classes = self.last_linear.out_features
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "Evaluator":
-        """Load a dense or CNN classifier checkpoint written by `mnist-pl train` (on the CPU)."""
-        from .checkpoints import datamodule_for, load_classifier
-
-        model, checkpoint = load_classifier(path, purpose="the sample-quality evaluator")
-        if model.hparams.label_smoothing > 0:
-            warnings.warn(f"evaluator {path} was trained with label_smoothing={model.hparams.label_smoothing}, "
-                          "which caps its confidence and so the classifier score (real digits score about "
-                          "6.4 instead of 9.6); train it with --set model.label_smoothing=0.", stacklevel=2)
-        mean, std = datamodule_for(checkpoint).mean_std
-        return cls(model, mean, std)
-
     def to(self, device: torch.device | str) -> "Evaluator":
         self.classifier.to(device)
         return self

@@ -1,4 +1,4 @@
-"""The models mnist-pl trains, by name, and where each LightningModule lives.
+"""The models mnist-pl trains, by name, where each LightningModule lives, and what it takes.
 
 Names and import paths only, so that the command line can offer `--model` choices without
 importing torch or Lightning. A new model is one line here (and its YAML in configs/).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,21 @@ def shipped_values(key: str) -> dict[str, Any]:
         if node is not None:
             values[name] = node
     return values
+def name_of(cls: type) -> str | None:
+    """The registered name of the model class `cls` (None for a class not registered here)."""
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    return next((name for name, registered in MODEL_CLASSES.items() if registered == path), None)
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """Named constructor arguments of `cls` and its bases (for **kwargs chains), with defaults
+    (None where there is none); the Lightning base classes of mnist-pl's own are left out."""
+    params: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        lightning_base = klass is not cls and klass.__module__.startswith("lightning.")
+        if klass is object or lightning_base or "__init__" not in vars(klass):
+            continue
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                params.setdefault(name, None if p.default is p.empty else p.default)
+    return params

@@ -16,19 +16,18 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import lightning as L
 import torch
-import torchvision
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
-from .classifier import ImageClassifier
+from .callbacks import SampleQuality
 from .compiling import compile_mode, compile_model, eager_networks
 from .config import MODELS, section_defaults
 from .data import MNISTDataModule
 from .errors import UserError
-from .gan import GAN
+from .module import MNISTModule
 
 
 T = TypeVar("T")
@@ -220,13 +219,14 @@ class GraphLogger(TensorBoardLogger):
         self._graph_logged = True
 
 
-def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, checkpoint_every_n_steps: int = 0,
+def build_trainer(model: MNISTModule, logger: TensorBoardLogger | bool, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
     """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger` (False: none).
 
-    Checkpoints go in the run directory's `checkpoints/` folder: the best by validation accuracy
-    for classifiers, and `last.ckpt` at the end of every epoch and, if `checkpoint_every_n_steps`
-    is set, every that many training steps, so that a crash loses at most those steps. Every
+    What depends on the model comes from the model (see MNISTModule). Checkpoints go in the run
+    directory's `checkpoints/` folder: the best by the model's `checkpoint_monitor`, and
+    `last.ckpt` at the end of every epoch and, if `checkpoint_every_n_steps` is set, every that
+    many training steps, so that a crash loses at most those steps. Every
     checkpoint is written to a temporary file first and renamed into place. `trainer_args` go to
     lightning.Trainer; `enable_checkpointing=False` and `enable_progress_bar=False` leave out
     those callbacks.
@@ -234,9 +234,8 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
     hide_lightning_chatter()
     strategy = trainer_args.get("strategy")
-    if isinstance(model, GAN) and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
-        # each of the GAN's two steps leaves the other network's weights without gradients,
-        # which plain DDP takes for a bug; this variant expects it
+    if model.ddp_find_unused_parameters and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
+        # the variant of DDP that expects parameters without gradients in a step
         trainer_args["strategy"] = f"{strategy}_find_unused_parameters_true"
     callbacks: list[L.Callback] = [RandomState()]
     if trainer_args.get("enable_progress_bar", True):
@@ -245,19 +244,24 @@ def build_trainer(model: L.LightningModule, logger: TensorBoardLogger | bool, ch
         # a smoke test saves nothing (Lightning would still write last.ckpt into the cwd)
         trainer_args["enable_checkpointing"] = False
     if trainer_args.get("enable_checkpointing", True):
-        if isinstance(model, ImageClassifier):
-            callbacks.append(EpochCheckpoint(monitor="val/acc", mode="max", save_last=True,
-                                            enable_version_counter=False, auto_insert_metric_name=False,
-                                            filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"))
-        else:
-            callbacks.append(EpochCheckpoint(save_last=True, filename="epoch{epoch:03d}",
-                                            auto_insert_metric_name=False, enable_version_counter=False))
+        callbacks.append(best_checkpoint_callback(model))
         if checkpoint_every_n_steps:
             callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
-    if logger and isinstance(model, ImageClassifier) and model.hparams.scheduler != "none":
+    if logger and model.logs_learning_rate():
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []),
                      plugins=[AtomicCheckpointIO()], **trainer_args)
+
+
+def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
+    """Keeps last.ckpt and the best checkpoint by the model's `checkpoint_monitor`, named after
+    its value (epoch011-val_acc0.9975.ckpt); a model without one gets epoch-named checkpoints."""
+    common = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
+    monitor = model.checkpoint_monitor
+    if monitor is None:
+        return EpochCheckpoint(filename="epoch{epoch:03d}", **common)
+    return EpochCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
+                           filename=f"epoch{{epoch:03d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}", **common)
 
 
 def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None,
@@ -295,17 +299,18 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
-    # the run's seed fixes the validation split and the GAN's fixed noise too, unless set apart
+    # the run's seed fixes the validation split and the noise of samples too, unless set apart
     known = section_defaults(model_name)
-    for section, key in (("data", "split_seed"), ("model", "sample_seed")):
+    for section, key in (("data", "split_seed"), ("model", "sample_seed"), ("quality", "seed")):
         if key in known[section] and config[section].get(key) is None:
             config[section][key] = config["seed"]
     model = built("model", "model", config, sources, lambda: MODELS[model_name](**config["model"]))
     datamodule = built("data module", "data", config, sources, lambda: MNISTDataModule(**config["data"]))
     datamodule.check_data()  # before any run directory is made
-    if isinstance(model, GAN) and datamodule.normalize != "symmetric":
-        raise UserError("the GAN's generator draws in [-1, 1], so its data must be normalised the same "
-                        "way: set data.normalize: symmetric (as configs/gan.yaml does).")
+    if model.data_normalize is not None and datamodule.normalize != model.data_normalize:
+        raise UserError(f"{model_name} trains on data normalised as {model.data_normalize!r}, not "
+                        f"{datamodule.normalize!r}: set data.normalize: {model.data_normalize} (as the shipped "
+                        f"configs/{model_name}.yaml does).")
     logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}
     if resume is not None:
         resume = Path(resume)
@@ -321,8 +326,12 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None
     profiler = SimpleProfiler(dirpath=run_dir, filename="profile") if config["profile"] else None
+    # sample quality is scored only when an evaluator is configured
+    quality = (built("sample-quality callback", "quality", config, sources, lambda: SampleQuality(**config["quality"]))
+               if config["quality"].get("evaluator_checkpoint") else None)
     trainer = built("Trainer", "trainer", config, sources, lambda: build_trainer(
-        model, logger, config["checkpoint_every_n_steps"], profiler=profiler, **config["trainer"]))
+        model, logger, config["checkpoint_every_n_steps"], profiler=profiler,
+        extra_callbacks=[quality] if quality else None, **config["trainer"]))
     cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
     mode = compile_mode(config["compile"], trainer.strategy.root_device)
     if mode is not None:
@@ -346,16 +355,9 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         "last_checkpoint": (str(Path(checkpoint.dirpath) / "last.ckpt")
                             if checkpoint is not None and checkpoint.dirpath and run_dir else None),
     }
-    if isinstance(model, ImageClassifier):
-        # test the weights that validated best, not whatever the last epoch left
-        metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        results["test"] = {k: round(float(v), 6) for k, v in metrics[0].items()}
-    elif run_dir is not None and trainer.is_global_zero:
-        samples = run_dir / "samples.png"
-        torchvision.utils.save_image(model.sample_grid(), samples)
-        results["samples"] = str(samples)
-        if model.last_quality is not None:  # scored by the evaluator at the last epoch
-            results["quality"] = model.last_quality
+    results.update(model.finish_run(trainer, datamodule, best or None, run_dir))
+    if quality is not None and quality.last_quality is not None and run_dir is not None and trainer.is_global_zero:
+        results["quality"] = quality.last_quality  # scored at the last validation epoch
     if run_dir is not None:
         # the HPARAMS tab compares runs: every hyperparameter beside the numbers that judge them
         final = results.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()

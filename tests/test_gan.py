@@ -1,5 +1,5 @@
-"""The GAN variants (fully connected / DCGAN, unconditional / conditional), the EMA, and the
-quality metrics logged during training."""
+"""The GAN variants (fully connected / DCGAN, unconditional / conditional), the EMA, and what
+it logs during training (the sample-quality callback: tests/test_quality.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
-from mnist_pl.cli import main
+from mnist_pl import GAN, MNISTDataModule, UserError
 
 TINY = {"latent_dim": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8],
         "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 20}
@@ -104,51 +103,12 @@ def test_bad_settings_are_user_errors():
         GAN(generator_channels=[8, 8, 8])
 
 
-@pytest.fixture(scope="module")
-def tiny_cnn_checkpoint(idx_dir, tmp_path_factory):
-    """A small CNN trained briefly on the bar digits: an evaluator checkpoint in seconds."""
-    path = tmp_path_factory.mktemp("evaluator") / "cnn.ckpt"
-    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False)
-    trainer.fit(CNNClassifier(channels=[4, 8], hidden_size=16), datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("conditional", [False, True])
-def test_quality_metrics_are_logged_every_epoch_with_an_evaluator(conditional, idx_dir, tiny_cnn_checkpoint,
-                                                                   tmp_path, capsys):
-    gan = GAN(conditional=conditional, evaluator_checkpoint=str(tiny_cnn_checkpoint), quality_samples=50, **TINY)
-    trainer = quiet_trainer(max_epochs=2, limit_train_batches=2, logger=False, enable_checkpointing=False)
-    trainer.fit(gan, datamodule=gan_data(idx_dir))
-    metrics = trainer.callback_metrics
-    for key in ("classifier_score", "frechet_distance", "min_class_fraction"):
-        assert f"quality/{key}" in metrics
-    # the figures `mnist-pl score` gives the saved GAN with the same evaluator, seed and count
-    # (test_score.py checks that command against figures computed by hand)
-    trainer.save_checkpoint(tmp_path / "gan.ckpt")
-    assert main(["score", "--evaluator", str(tiny_cnn_checkpoint), "--data-dir", str(idx_dir), "--checkpoint",
-                 str(tmp_path / "gan.ckpt"), "--num", "50", "--seed", "0"]) == 0
-    generated = [line for line in capsys.readouterr().out.splitlines() if line.startswith("generated")][0].split()
-    assert float(generated[1]) == pytest.approx(float(metrics["quality/classifier_score"]), abs=6e-4)
-    assert float(generated[3]) == pytest.approx(float(metrics["quality/min_class_fraction"]), abs=6e-4)
-    assert ("quality/conditional_accuracy" in metrics) == conditional
-    assert sum(gan.last_quality["class_fractions"]) == pytest.approx(1, abs=1e-3)
-    assert "evaluator" not in str(list(gan.state_dict()))  # the judge is not saved with the GAN
-
-
 def test_no_evaluator_means_no_quality_metrics(idx_dir):
     gan = GAN(**TINY)
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False)
     trainer.fit(gan, datamodule=gan_data(idx_dir))
     assert not [k for k in trainer.callback_metrics if k.startswith("quality/")]
     assert {"train/loss_d_epoch", "train/loss_g_epoch", "train/d_real", "train/d_fake"} <= set(trainer.callback_metrics)
-
-
-def test_missing_evaluator_is_a_user_error(idx_dir, tmp_path):
-    gan = GAN(evaluator_checkpoint=str(tmp_path / "nope.ckpt"), **TINY)
-    with pytest.raises(UserError, match="does not exist"):
-        quiet_trainer(fast_dev_run=True).fit(gan, datamodule=gan_data(idx_dir))
 
 
 def test_unconditional_options_train_together(idx_dir):

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from mnist_pl import GAN, DenseClassifier, MNISTDataModule
+from mnist_pl import GAN, DenseClassifier, MNISTDataModule, load_gan
 from mnist_pl.cli import EXIT_USER_ERROR, main
 from mnist_pl.generate import slerp
 

@@ -1,8 +1,11 @@
-"""Sample-quality metrics on inputs whose answers are known, and the real-data noise floor."""
+"""Sample-quality metrics on inputs whose answers are known, the real-data noise floor, and the
+SampleQuality callback that scores a GAN while it trains."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -10,9 +13,13 @@ import torch
 from torch import nn
 
 from conftest import make_digits
-from mnist_pl import GAN, CNNClassifier, MNISTDataModule, UserError
+from mnist_pl import GAN, CNNClassifier, MNISTDataModule, SampleQuality, UserError, load_config, load_evaluator, train
+from mnist_pl.cli import main
 from mnist_pl.quality import (Evaluator, classifier_score, format_scores, frechet_distance, noise_floor, sample_quality,
                               score_over_seeds)
+
+TINY_GAN = {"latent_dim": 8, "generator_channels": [8, 4], "discriminator_channels": [4, 8],
+            "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 20}
 
 
 def bar_reader() -> nn.Module:
@@ -87,17 +94,17 @@ def test_sample_quality_on_known_digits(evaluator):
 
 def test_evaluator_checkpoint_errors(tmp_path, idx_dir):
     with pytest.raises(UserError, match="does not exist"):
-        Evaluator.from_checkpoint(tmp_path / "missing.ckpt")
+        load_evaluator(tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_text("not a checkpoint")
     with pytest.raises(UserError, match="cannot be read"):
-        Evaluator.from_checkpoint(tmp_path / "junk.ckpt")
+        load_evaluator(tmp_path / "junk.ckpt")
     gan = GAN(arch="fc", latent_dim=4, generator_hidden=[8], discriminator_hidden=[8])
     trainer = L.Trainer(max_steps=1, limit_val_batches=0, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(gan, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize="symmetric"))
     trainer.save_checkpoint(tmp_path / "gan.ckpt")
     with pytest.raises(UserError, match="holds a GAN.*evaluator needs a dense or cnn checkpoint"):
-        Evaluator.from_checkpoint(tmp_path / "gan.ckpt")
+        load_evaluator(tmp_path / "gan.ckpt")
 
 
 def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
@@ -107,7 +114,7 @@ def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
     real digits lands near 6.4 instead of 9.6, and loading it says so.
     """
     with pytest.warns(UserWarning, match="label_smoothing=0.1"):
-        evaluator = Evaluator.from_checkpoint(subset_cnn_run["best_checkpoint"])
+        evaluator = load_evaluator(subset_cnn_run["best_checkpoint"])
     assert isinstance(evaluator.classifier, CNNClassifier) and evaluator.num_features == 128
     floor = noise_floor(evaluator, subset_dir, num=1000)
     assert 5.0 < floor["classifier_score"] < 8.0
@@ -147,3 +154,79 @@ def test_score_command_reports_several_seeds(subset_cnn_run, subset_dir, capsys)
                      "--num", "200", "--seeds", "0", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("real test vs train") and out[-1].startswith("seeds 0 1: mean (min-max)")
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, logger=False,
+                     enable_checkpointing=False, **kwargs)
+
+
+def gan_data(idx_dir) -> MNISTDataModule:
+    return MNISTDataModule(data_dir=str(idx_dir), batch_size=32, normalize="symmetric")
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn_checkpoint(idx_dir, tmp_path_factory) -> Path:
+    """A small CNN trained briefly on the bar digits: an evaluator checkpoint in seconds."""
+    path = tmp_path_factory.mktemp("evaluator") / "cnn.ckpt"
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0)
+    trainer.fit(CNNClassifier(channels=[4, 8], hidden_size=16), datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conditional", [False, True])
+def test_callback_logs_quality_every_epoch(conditional, idx_dir, tiny_cnn_checkpoint, tmp_path, capsys):
+    gan = GAN(conditional=conditional, **TINY_GAN)
+    quality = SampleQuality(str(tiny_cnn_checkpoint), num_samples=50)
+    trainer = quiet_trainer(max_epochs=2, limit_train_batches=2, callbacks=[quality])
+    trainer.fit(gan, datamodule=gan_data(idx_dir))
+    metrics = trainer.callback_metrics
+    for key in ("classifier_score", "frechet_distance", "min_class_fraction"):
+        assert f"quality/{key}" in metrics
+    # the figures `mnist-pl score` gives the saved GAN with the same evaluator, seed and count
+    # (test_score.py checks that command against figures computed by hand)
+    trainer.save_checkpoint(tmp_path / "gan.ckpt")
+    assert main(["score", "--evaluator", str(tiny_cnn_checkpoint), "--data-dir", str(idx_dir), "--checkpoint",
+                 str(tmp_path / "gan.ckpt"), "--num", "50", "--seed", "0"]) == 0
+    generated = [line for line in capsys.readouterr().out.splitlines() if line.startswith("generated")][0].split()
+    assert float(generated[1]) == pytest.approx(float(metrics["quality/classifier_score"]), abs=6e-4)
+    assert float(generated[3]) == pytest.approx(float(metrics["quality/min_class_fraction"]), abs=6e-4)
+    assert 1 <= metrics["quality/classifier_score"] <= 10
+    assert ("quality/conditional_accuracy" in metrics) == conditional
+    assert sum(quality.last_quality["class_fractions"]) == pytest.approx(1, abs=1e-3)
+    assert "evaluator" not in str(list(gan.state_dict()))  # the judge is not saved with the GAN
+
+
+def test_missing_evaluator_is_a_user_error(idx_dir, tmp_path):
+    quality = SampleQuality(str(tmp_path / "nope.ckpt"))
+    with pytest.raises(UserError, match="does not exist"):
+        quiet_trainer(fast_dev_run=True, callbacks=[quality]).fit(GAN(**TINY_GAN), datamodule=gan_data(idx_dir))
+
+
+def test_a_classifier_has_no_samples_to_score(idx_dir, tiny_cnn_checkpoint):
+    quality = SampleQuality(str(tiny_cnn_checkpoint))
+    with pytest.raises(UserError, match="draws no samples to score"):
+        quiet_trainer(fast_dev_run=True, callbacks=[quality]).fit(
+            CNNClassifier(channels=[4, 8], hidden_size=16), datamodule=MNISTDataModule(data_dir=str(idx_dir)))
+
+
+@pytest.mark.slow
+def test_train_adds_the_callback_from_the_quality_section(idx_dir, tiny_cnn_checkpoint, tmp_path):
+    """The config's quality section (here through the key of older configs, model.evaluator_checkpoint)
+    makes train() score samples: TensorBoard's quality/... tags and results.json's "quality"."""
+    config = load_config("gan", overrides={
+        "model.evaluator_checkpoint": str(tiny_cnn_checkpoint), "quality.num_samples": 40,
+        "model.arch": "fc", "model.generator_hidden": [16], "model.discriminator_hidden": [16],
+        "data.data_dir": str(idx_dir), "trainer.max_epochs": 1, "trainer.accelerator": "cpu",
+        "trainer.enable_model_summary": False, "logdir": str(tmp_path)})
+    assert config["quality"]["evaluator_checkpoint"] == str(tiny_cnn_checkpoint)
+    results = train("gan", config)
+    assert sum(results["quality"]["class_fractions"]) == pytest.approx(1, abs=1e-3)
+    assert json.loads((Path(results["run_dir"]) / "results.json").read_text())["quality"] == results["quality"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(results["run_dir"])
+    events.Reload()
+    assert {"quality/classifier_score", "quality/frechet_distance"} <= set(events.Tags()["scalars"])

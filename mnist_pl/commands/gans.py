@@ -41,7 +41,8 @@ def add_commands(sub: Subcommands) -> None:
 def _generate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..generate import check_output, interpolation, load_gan, sample_layout, save_images
+    from ..checkpoints import load_gan
+    from ..generate import check_output, interpolation, sample_layout, save_images
 
     out = check_output(args.out)  # before the slow part
     if args.num < 1:
@@ -65,11 +66,11 @@ def _generate(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     import torch
 
-    from ..generate import load_gan
-    from ..quality import Evaluator, format_scores, score_over_seeds
+    from ..checkpoints import load_evaluator, load_gan
+    from ..quality import format_scores, score_over_seeds
 
     gan = load_gan(args.checkpoint) if args.checkpoint else None
-    evaluator = Evaluator.from_checkpoint(args.evaluator)
+    evaluator = load_evaluator(args.evaluator)
 
     def draw(num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = gan.sample(num, generator=torch.Generator().manual_seed(seed), use_ema=not args.no_ema)

@@ -1,0 +1,56 @@
+"""MNISTModule: what the shared Trainer asks of a model, answered by the model itself.
+
+Every mnist-pl LightningModule derives from it and overrides what differs from the defaults
+below; `build_trainer` and `train` (training.py) read these and never ask which model they
+have, so a new model needs no edit there: derive from MNISTModule, set what applies, and
+register its name in registry.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from .registry import name_of
+
+# the key under which a checkpoint names its model (see MNISTModule.on_save_checkpoint)
+MODEL_NAME_KEY = "mnist_pl_model"
+
+
+class MNISTModule(L.LightningModule):
+    """A LightningModule with the rules of its own training run.
+
+    Attributes:
+        checkpoint_monitor: the logged metric the best checkpoint follows (e.g. "val/acc");
+            None: no "best", checkpoints are named by epoch and the last one counts.
+        checkpoint_mode: "max" or "min": which value of `checkpoint_monitor` is best.
+        data_normalize: the MNISTDataModule `normalize` it must be trained with; None: any.
+        ddp_find_unused_parameters: True if some parameters get no gradient in a step (as
+            in a GAN's alternating steps), which plain DDP would take for a bug.
+    """
+
+    checkpoint_monitor: str | None = None
+    checkpoint_mode: str = "max"
+    data_normalize: str | None = None
+    ddp_find_unused_parameters: bool = False
+
+    def logs_learning_rate(self) -> bool:
+        """Whether the learning rate changes in a run, so that TensorBoard should plot it."""
+        return False
+
+    def finish_run(self, trainer: L.Trainer, datamodule: L.LightningDataModule, best_checkpoint: str | None,
+                   run_dir: Path | None) -> dict[str, Any]:
+        """What a finished run reports, after fit (results.json and the printed summary).
+
+        `best_checkpoint` is the file the best checkpoint was saved in (None when none was), and
+        `run_dir` the run directory (None for a run that saves nothing). Default: nothing more.
+        """
+        return {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the model's name, so that a checkpoint is loaded as what it is, never guessed
+        name = name_of(type(self))
+        if name is not None:
+            checkpoint[MODEL_NAME_KEY] = name
