@@ -47,10 +47,10 @@ def percent(probability: float) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from ..checkpoints import datamodule_for, load_classifier
     from ..evaluation import evaluate, write_evaluation
-
-    import torch
 
     if args.num_mistakes < 1:
         raise UserError(f"--num-mistakes must be at least 1, got {args.num_mistakes}.")
