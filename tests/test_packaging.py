@@ -39,7 +39,7 @@ def test_wheel_holds_the_configs(tmp_path):
         packed = {Path(name).name: archive.read(name) for name in archive.namelist()
                   if name.startswith("mnist_pl/configs/")}
     shipped = {path.name: path.read_bytes() for path in (ROOT / "configs").glob("*.yaml")}
-    assert set(shipped) == {"dense.yaml", "cnn.yaml", "gan.yaml"}
+    assert {"dense.yaml", "cnn.yaml", "gan.yaml"} <= set(shipped)  # and any other shipped config
     assert packed == shipped
 
 
