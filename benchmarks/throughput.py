@@ -260,6 +260,11 @@ def _hand_written_steps(args, model, device, capturable: bool = False):
         return step, None
 
     net = model.net.to(device).train()
+    average = model.net_ema.to(device) if model.net_ema is not None else None
+    if average is not None:
+        from mnist_pl.nets import update_moving_average
+
+        steps = model.ema_steps.to(device)
     net_optimizer = optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)
     totals = torch.zeros(2, device=device)
 
@@ -272,6 +277,8 @@ def _hand_written_steps(args, model, device, capturable: bool = False):
         net_optimizer.zero_grad()
         loss.backward()
         net_optimizer.step()
+        if average is not None:  # the moving average of the weights (model.ema_decay), as mnist-pl keeps it
+            update_moving_average(average, net, steps, hp.ema_decay)
         # the epoch's summed loss and correct predictions, which any loop that reports its training
         # loss and accuracy keeps, and mnist-pl keeps the same way
         with torch.no_grad():
