@@ -5,7 +5,7 @@ schedule, augmentation, batch size and training images, for a warm-up epoch and 
 timed epochs:
 
   mnist-pl     its MNISTDataModule, its LightningModule and the Trainer that train.py builds
-               (validation switched off: this measures training);
+               (validation and checkpoints switched off: this measures training);
   bare         a hand-written loop over the same in-memory uint8 tensor: randperm, index,
                normalise, step, and (classifiers) the epoch's loss and accuracy sums that
                mnist-pl keeps too. The reference;
@@ -122,7 +122,9 @@ def run_mnist_pl(args) -> tuple[EpochTimer, int]:
         def on_train_end(self, trainer, pl_module):
             timer.finish()
 
-    trainer_args = {**config["trainer"], "max_epochs": args.warmup + args.epochs,
+    # training only: no validation and no checkpoints (the bare loop writes none, and last.ckpt,
+    # written and fsync'd at every epoch's end, would time the disk)
+    trainer_args = {**config["trainer"], "max_epochs": args.warmup + args.epochs, "enable_checkpointing": False,
                     "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_model_summary": False}
     with tempfile.TemporaryDirectory() as logdir:
         logger = TensorBoardLogger(logdir, name=args.model, default_hp_metric=False)
