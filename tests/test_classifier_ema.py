@@ -76,6 +76,7 @@ def test_the_average_is_updated_each_step_and_predicts_in_eval_mode(idx_dir, tmp
     assert torch.equal(CNNClassifier.load_from_checkpoint(best).eval()(images), loaded(images))
 
 
+@pytest.mark.slow  # three short fits
 def test_a_resumed_run_continues_the_average_exactly(idx_dir, tmp_path):
     def dense() -> DenseClassifier:
         torch.manual_seed(1)  # the same initial weights each time
