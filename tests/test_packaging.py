@@ -27,7 +27,7 @@ def test_top_level_configs_are_the_package_configs():
 
 
 @pytest.mark.slow
-def test_wheel_holds_the_configs(tmp_path):
+def test_wheel_holds_every_module_and_the_configs(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, symlinks=True, ignore=LEFT_OUT)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -36,8 +36,11 @@ def test_wheel_holds_the_configs(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [wheel] = (tmp_path / "wheels").glob("mnist_pl-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        packed = {Path(name).name: archive.read(name) for name in archive.namelist()
-                  if name.startswith("mnist_pl/configs/")}
+        names = archive.namelist()
+        packed = {Path(name).name: archive.read(name) for name in names if name.startswith("mnist_pl/configs/")}
+    # every module of the source tree, subpackages included
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "mnist_pl").rglob("*.py")}
+    assert modules <= set(names), sorted(modules - set(names))
     shipped = {path.name: path.read_bytes() for path in (ROOT / "configs").glob("*.yaml")}
     assert {"dense.yaml", "cnn.yaml", "gan.yaml"} <= set(shipped)  # and any other shipped config
     assert packed == shipped
