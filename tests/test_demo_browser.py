@@ -83,9 +83,21 @@ def read_prediction(page, previous: str, timeout: float = 180) -> str:
     while time.monotonic() < deadline:
         text = page.inner_text("#prediction").strip()
         if text != previous and (text == "Draw a digit" or re.fullmatch(r"Prediction: .+ \(\d+\.\d%\)", text)):
-            return text
+            return settled(page, text)
         time.sleep(0.2)
     raise AssertionError(f"the prediction stayed {previous!r} for {timeout} s")
+
+
+def settled(page, text: str, quiet: float = 3.0) -> str:
+    """The verdict once it has stayed the same for `quiet` seconds: the page may first answer for
+    an earlier state of the canvas (the editor sends its picture after each stroke)."""
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        now = page.inner_text("#prediction").strip()
+        if now != text:
+            text, since = now, time.monotonic()
+    return text
 
 
 @pytest.fixture(scope="module")
