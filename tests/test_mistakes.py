@@ -31,9 +31,9 @@ def tree(*folders: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, idx_dir: Path, gan_checkpoint: Path) -> dict[str, Path]:
+def world(tmp_path: Path, idx_dir: Path, gan_checkpoint: Path, classifier_checkpoint: Path) -> dict[str, Path]:
     """A user's folders: runs/ with an earlier run in it, data/ with a data set, a folder of
-    PNGs, a text file, a broken YAML file and a GAN checkpoint."""
+    PNGs, a text file, a broken YAML file, a GAN and a classifier checkpoint."""
     runs = tmp_path / "runs"
     earlier = runs / "dense" / "version_0"
     (earlier / "checkpoints").mkdir(parents=True)
@@ -54,7 +54,8 @@ def world(tmp_path: Path, idx_dir: Path, gan_checkpoint: Path) -> dict[str, Path
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("model:\n  lr: 0.1\n   dropout: 0.2\n")
     return {"runs": runs, "data": data, "subset": subset, "partial": partial, "pictures": pictures,
-            "notes": notes, "bad_yaml": bad_yaml, "gan": gan_checkpoint, "tmp": tmp_path}
+            "notes": notes, "bad_yaml": bad_yaml, "gan": gan_checkpoint,
+            "classifier": classifier_checkpoint, "tmp": tmp_path}
 
 
 def train_args(w: dict[str, Path], *extra: str, model: str = "dense") -> list[str]:
@@ -96,7 +97,8 @@ CASES = {
     "resume last without a run": (lambda w: train_args(w, "--resume", "last", model="cnn"), "nothing to resume"),
     "GAN checkpoint to predict": (lambda w: ["predict", "--checkpoint", str(w["gan"]), str(w["pictures"])],
                                   "holds a GAN"),
-    "text file as image": (lambda w: ["predict", "--checkpoint", str(w["gan"]), str(w["notes"])], "holds a GAN"),
+    "text file as image": (lambda w: ["predict", "--checkpoint", str(w["classifier"]), str(w["notes"])],
+                           "not an image"),
     "show index out of range": (lambda w: ["show", "--data-dir", str(w["subset"]), "--index", "99999"],
                                 "--index 99999 is outside"),
     # further mistakes (listed in the closing note)
