@@ -295,6 +295,18 @@ def built(what: str, section: str, config: dict[str, Any], sources: dict[str, st
                         + (f"check {blamed}." if blamed else f"check the {section} keys.")) from None
 
 
+def wait_to_sort_after_events_in(run_dir: Path) -> None:
+    """Wait, at most a second, until an event file made now sorts after those in `run_dir`.
+
+    TensorBoard reads a run's event files in name order, and a name starts with the second the
+    file was made, then the process id: a run resumed within the second of the crash would
+    otherwise be read before the crashed one, and its steps drawn out of order."""
+    newest = max((int(match.group(1)) for path in run_dir.glob("events.out.tfevents.*")
+                  if (match := re.match(r"events\.out\.tfevents\.(\d+)\.", path.name))), default=None)
+    if newest is not None and newest >= int(time.time()):
+        time.sleep(newest + 1 - time.time())
+
+
 def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, sources: dict[str, str],
            cleanup: contextlib.ExitStack) -> dict[str, Any]:
     started = time.time()
@@ -322,6 +334,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
             # crash) are purged, so TensorBoard shows neither gaps nor duplicated steps
             logger_args = {"save_dir": resumed_run.parent.parent, "name": resumed_run.parent.name,
                            "version": resumed_run.name, "purge_step": checkpoint["global_step"]}
+            wait_to_sort_after_events_in(resumed_run)
         del checkpoint
     logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
     run_dir = Path(logger.log_dir) if not config["trainer"].get("fast_dev_run") else None

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,14 @@ def test_gan_resumes_with_its_sample_grid_continuing(resume_data, tmp_path):
     assert logged_steps(got["run_dir"], "train/loss_g_step") == logged_steps(expected["run_dir"], "train/loss_g_step")
     # restored generators, EMA, optimisers, data order and random state: the same final state
     assert_same(final_state(expected), final_state(got))
+
+
+def test_a_resumed_run_writes_events_that_tensorboard_reads_after_the_crashed_ones(tmp_path):
+    from mnist_pl.training import wait_to_sort_after_events_in
+
+    # the crashed run's file, made this second by a process whose id sorts after any other
+    crashed = tmp_path / f"events.out.tfevents.{int(time.time())}.host.99999999.0"
+    crashed.write_bytes(b"")
+    wait_to_sort_after_events_in(tmp_path)
+    resumed = tmp_path / f"events.out.tfevents.{int(time.time())}.host.1.0"
+    assert sorted(tmp_path.iterdir())[-1] == resumed
