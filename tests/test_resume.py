@@ -255,4 +255,5 @@ def test_a_resumed_run_writes_events_that_tensorboard_reads_after_the_crashed_on
     crashed.write_bytes(b"")
     wait_to_sort_after_events_in(tmp_path)
     resumed = tmp_path / f"events.out.tfevents.{int(time.time())}.host.1.0"
+    resumed.write_bytes(b"")
     assert sorted(tmp_path.iterdir())[-1] == resumed
