@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import run_cli
 from mnist_pl import DenseClassifier, MNISTDataModule
 from mnist_pl.cli import main
 from mnist_pl.demo import DRAW_A_DIGIT, DemoClassifier, digits_grid, latent_walk, load_demo_gan, read_digit
@@ -35,9 +34,15 @@ def test_without_a_model_it_says_how_to_train_one(capsys):
     assert "python train.py --model cnn" in err
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "damaged", "gan as classifier", "classifier as gan", "port in use"])
-def test_bad_input_is_one_line_and_status_2_before_serving(case, classifier_checkpoint, gan_checkpoint, tmp_path):
+def test_bad_input_is_one_line_and_status_2_before_serving(case, classifier_checkpoint, gan_checkpoint, tmp_path,
+                                                           capsys, monkeypatch):
+    """In-process (the script's own exit status is tested in test_train_cli and test_mistakes)."""
+    import mnist_pl.demo
+
+    def serve(*args, **kwargs):
+        raise AssertionError("the server started")
+    monkeypatch.setattr(mnist_pl.demo, "serve", serve)
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes(b"PK\x03\x04 half a zip file")
     with socket.socket() as busy:
@@ -53,12 +58,12 @@ def test_bad_input_is_one_line_and_status_2_before_serving(case, classifier_chec
         }[case]
         if case != "port in use":
             args += ["--port", str(free_port())]
-        # a server that started anyway would never return: the timeout fails the test
-        proc = run_cli("-m", "mnist_pl", "demo", *args, timeout=180)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert expected in proc.stderr, proc.stderr
-    assert "http://" not in proc.stdout
+        status = main(["demo", *args])
+    out, err = capsys.readouterr()
+    assert status == 2, out + err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err, err
+    assert "http://" not in out
 
 
 def free_port() -> int:

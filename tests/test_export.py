@@ -15,6 +15,7 @@ import torch
 from conftest import ROOT, run_cli
 from mnist_pl import GAN, CNNClassifier, DenseClassifier, MNISTDataModule
 from mnist_pl.checkpoints import datamodule_for, load_model
+from mnist_pl.cli import main
 from mnist_pl.export import export_checkpoint
 from mnist_pl.predict import classify
 
@@ -142,18 +143,21 @@ def test_readme_onnxruntime_example_runs_without_torch(checkpoints, idx_dir, tmp
     assert "sevens (10, 1, 28, 28)" in proc.stdout, proc.stdout
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "damaged", "no format", "folder"])
-def test_export_mistakes_are_one_line_and_status_2(checkpoints, tmp_path, case):
+def test_export_mistakes_are_one_line_and_status_2(checkpoints, tmp_path, case, capsys, monkeypatch):
+    """In-process (the script's own exit status is tested in test_train_cli and test_mistakes)."""
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes(b"not a checkpoint")
     args = {"missing": ["--checkpoint", str(tmp_path / "nope.ckpt"), "--out", "m.onnx"],
             "damaged": ["--checkpoint", str(damaged), "--out", "m.onnx"],
             "no format": ["--checkpoint", str(checkpoints["cnn"]), "--out", "m.model"],
             "folder": ["--checkpoint", str(checkpoints["cnn"]), "--out", str(tmp_path), "--format", "onnx"]}[case]
-    proc = run_cli("-m", "mnist_pl", "export", *args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    monkeypatch.chdir(tmp_path)
+    status = main(["export", *args])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     expected = {"missing": "does not exist", "damaged": "cannot be read", "no format": "--format onnx",
                 "folder": "is a folder"}[case]
-    assert expected in proc.stderr
+    assert expected in err
+    assert not (tmp_path / "m.onnx").exists()
