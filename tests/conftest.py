@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread a test worker (the README's command runs two): workers sharing the cores with
+    # two threads each would wait on each other; subprocesses of the tests inherit this too
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import torch
+from filelock import FileLock
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 # MNIST_PL_SUBSET points elsewhere, e.g. on a machine where ../shared is not copied
@@ -104,10 +115,20 @@ def subset_cnn_run(tmp_path_factory) -> dict:
         pytest.skip(f"real MNIST subset not found at {SUBSET} (it ships in the project's shared/ folder)")
     from mnist_pl import load_config, train
 
-    config = load_config("cnn", overrides={
-        "data.data_dir": str(SUBSET), "trainer.max_epochs": 2, "trainer.accelerator": "cpu",
-        "trainer.enable_model_summary": False, "logdir": str(tmp_path_factory.mktemp("subset_cnn"))})
-    return train("cnn", config)
+    # trained once for all test workers (pytest-xdist): the first one trains, the others wait
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    with FileLock(shared / "subset_cnn.lock"):
+        saved = shared / "subset_cnn_results.json"
+        if saved.is_file():
+            return json.loads(saved.read_text())
+        config = load_config("cnn", overrides={
+            "data.data_dir": str(SUBSET), "trainer.max_epochs": 2, "trainer.accelerator": "cpu",
+            "trainer.enable_model_summary": False, "logdir": str(shared / "subset_cnn")})
+        results = train("cnn", config)
+        saved.write_text(json.dumps(results))
+        return json.loads(saved.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -148,11 +169,19 @@ def classifier_checkpoint(idx_dir, tmp_path_factory) -> Path:
     return fit_classifier(idx_dir, tmp_path_factory.mktemp("classifier") / "dense.ckpt")
 
 
+# The two longest tests (about 2 minutes each on 2 cores): started first, one on each test
+# worker, so that the others fill in around them instead of waiting for them at the end
+LONGEST = ("test_workshop.py::test_every_block_of_the_guide_runs",
+           "test_demo_browser.py::test_a_person_draws_digits_and_asks_for_sevens")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests of the CNN trained on the real subset are slow (it trains for about 15 s)."""
+    """Tests of the CNN trained on the real subset are slow (it trains for about 15 s); the
+    longest tests run first, then the slow ones, then the rest."""
     for item in items:
         if "subset_cnn_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: (not item.nodeid.endswith(LONGEST), item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)

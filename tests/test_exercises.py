@@ -21,7 +21,8 @@ def run_exercise_tests(which: str | None) -> subprocess.CompletedProcess:
     if which is not None:
         env["MNIST_PL_EXERCISE"] = which
     env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, "-m", "pytest", "mnist_pl/exercises", "-q", "-rA",
+    # -n 0: in one process (three small tests do not pay for starting the suite's two workers)
+    return subprocess.run([sys.executable, "-m", "pytest", "mnist_pl/exercises", "-q", "-rA", "-n", "0",
                            "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
 

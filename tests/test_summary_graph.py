@@ -87,7 +87,7 @@ def test_graph_unknown_format_exits_2(tmp_path, capsys):
 def test_graph_tests_skip_with_the_reason_where_dot_is_absent(tmp_path):
     """On a machine without graphviz the suite passes: the drawing tests skip and say why."""
     env = {**os.environ, "PATH": str(tmp_path)}  # an empty folder: no `dot`
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider",
                            f"{__file__}::test_cnn_graph_png", f"{__file__}::test_gan_graph_svg_has_both_halves_and_shapes",
                            f"{__file__}::test_graph_without_graphviz_says_how_to_install"],
                           capture_output=True, text=True, env=env, cwd=ROOT)

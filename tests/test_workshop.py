@@ -1,8 +1,9 @@
 """docs/workshop.md cannot go stale: every code block in it runs, and its outputs still hold.
 
 The guide's blocks run in order, from the repository root, on the real-MNIST subset the guide
-names: bash blocks as bash scripts (each command a subprocess), Python blocks in one shared
-namespace, as in a notebook. Everything the guide writes under runs/workshop goes to a temporary
+names: bash blocks of `python train.py` and `python -m mnist_pl` commands through the function
+those call, other bash blocks as bash scripts, Python blocks in one shared namespace, as in a
+notebook. Everything the guide writes under runs/workshop goes to a temporary
 folder instead. A ```text block right after a code block is that block's output: each of its
 lines must still appear (numbers aside), each accuracy it quotes must be within 0.03 of the
 accuracy measured now, and each step count it quotes must be the one measured now. Only the
@@ -15,6 +16,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -59,6 +61,32 @@ def check_output(expected: str, actual: str, where: str) -> None:
     assert quoted == measured[:len(quoted)], f"{where}: the guide says {quoted} steps, the code now gives {measured}"
 
 
+def cli_arguments(line: str) -> list[str] | None:
+    """mnist-pl's arguments in a `python train.py ...` or `python -m mnist_pl ...` line, else None."""
+    if any(char in line for char in "|&;<>$`"):
+        return None  # shell syntax: for bash
+    words = shlex.split(line)
+    if words[:2] == ["python", "train.py"]:
+        return ["train", *words[2:]]
+    if words[:3] == ["python", "-m", "mnist_pl"]:
+        return words[3:]
+    return None
+
+
+def run_in_process(code: str, where: str) -> str:
+    """A bash block of mnist-pl commands, each run by the function that train.py and
+    `python -m mnist_pl` call (the same code, without starting Python and importing PyTorch
+    for each); returns their output."""
+    from mnist_pl.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    for line in code.splitlines():
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            status = main(cli_arguments(line))
+        assert status == 0, f"{where} failed:\n{line}\n{stderr.getvalue()[-3000:]}"
+    return stdout.getvalue()
+
+
 @pytest.mark.slow
 def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
     if not SUBSET.is_dir():
@@ -75,7 +103,9 @@ def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
             last_output = None
             continue
         code = block["code"].replace(OUTPUT_DIR, str(outputs))
-        if block["lang"] == "bash":
+        if block["lang"] == "bash" and all(map(cli_arguments, code.splitlines())):
+            last_output, ran = run_in_process(code, where), ran + 1
+        elif block["lang"] == "bash":
             proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, f"{where} failed:\n{code}\n{proc.stderr[-3000:]}"
