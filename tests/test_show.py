@@ -10,7 +10,6 @@ from PIL import Image
 from mnist_pl import MNISTDataModule
 from mnist_pl.cli import main
 
-from conftest import run_cli
 
 
 def shown_labels(stdout: str) -> list[str]:
@@ -60,13 +59,12 @@ def test_missing_data_exits_2_without_download(tmp_path, capsys):
     assert "no mnist data:" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_real_digits_from_the_command_line(subset_dir, tmp_path):
-    result = run_cli("-m", "mnist_pl", "show", "--data-dir", str(subset_dir), "--split", "test",
-                     "--num", "10", "--out", str(tmp_path / "test.png"))
-    assert result.returncode == 0, result.stderr
+def test_real_digits_from_the_command_line(subset_dir, tmp_path, capsys):
+    assert main(["show", "--data-dir", str(subset_dir), "--split", "test", "--num", "10",
+                 "--out", str(tmp_path / "test.png")]) == 0
+    stdout = capsys.readouterr().out
     # the first ten test digits of the subset, as read from its IDX file
     dm = MNISTDataModule(data_dir=str(subset_dir))
     dm.setup()
-    assert shown_labels(result.stdout) == [str(int(y)) for y in dm.test_set.labels[:10]]
+    assert shown_labels(stdout) == [str(int(y)) for y in dm.test_set.labels[:10]]
     assert (tmp_path / "test.png").stat().st_size > 10_000
