@@ -169,8 +169,8 @@ def classifier_checkpoint(idx_dir, tmp_path_factory) -> Path:
     return fit_classifier(idx_dir, tmp_path_factory.mktemp("classifier") / "dense.ckpt")
 
 
-# The two longest tests (about 2 minutes each on 2 cores): started first, one on each test
-# worker, so that the others fill in around them instead of waiting for them at the end
+# The two longest tests (about 2 minutes each on 2 cores): started first, so that the other
+# tests fill in around them instead of waiting for them at the end
 LONGEST = ("test_workshop.py::test_every_block_of_the_guide_runs",
            "test_demo_browser.py::test_a_person_draws_digits_and_asks_for_sevens")
 
