@@ -14,7 +14,7 @@ from mnist_pl import read_idx, to_mnist_style
 from mnist_pl.cli import main
 from mnist_pl.predict import preprocess, stroke_width
 
-from conftest import SUBSET, fit_classifier, load_classifier_checkpoint, make_digits, run_cli
+from conftest import SUBSET, fit_classifier, load_classifier_checkpoint, make_digits
 
 
 def paper_digit(digit: torch.Tensor, path: Path, seed: int, size=(120, 100)) -> Path:
@@ -87,13 +87,12 @@ def test_transparent_png_is_paper(tmp_path):
     assert digit[4:24, 10:18].sum() > 0.9 * digit.sum()  # the stroke, bright, in the middle
 
 
-def test_paper_digits_are_recognised(subset_cnn_run, paper_digits, tmp_path):
-    """The issue's done-when: at least 18 of 20 paper digits, through the command line."""
+def test_paper_digits_are_recognised(subset_cnn_run, paper_digits, tmp_path, capsys):
+    """The issue's done-when: at least 18 of 20 paper digits, through the predict command."""
     folder, labels = paper_digits
-    result = run_cli("-m", "mnist_pl", "predict", "--checkpoint", subset_cnn_run["best_checkpoint"],
-                     str(folder), "--json", "--out", str(tmp_path / "seen.png"))
-    assert result.returncode == 0, result.stderr
-    predictions = json.loads(result.stdout)
+    assert main(["predict", "--checkpoint", subset_cnn_run["best_checkpoint"], str(folder), "--json",
+                 "--out", str(tmp_path / "seen.png")]) == 0
+    predictions = json.loads(capsys.readouterr().out)
     assert [Path(p["file"]).name for p in predictions] == [f"digit{i:02d}.png" for i in range(20)]
     correct = sum(p["label"] == label for p, label in zip(predictions, labels))
     assert correct >= 18, [(p["label"], label) for p, label in zip(predictions, labels)]
