@@ -80,7 +80,9 @@ def read_prediction(page, previous: str, timeout: float = 180) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = page.inner_text("#prediction").strip()
-        if text != previous and (text == "Draw a digit" or re.fullmatch(r"Prediction: .+ \(\d+\.\d%\)", text)):
+        if text != previous and text == "Draw a digit":
+            return text  # an empty canvas: nothing later to wait for
+        if text != previous and re.fullmatch(r"Prediction: .+ \(\d+\.\d%\)", text):
             return settled(page, text)
         time.sleep(0.2)
     raise AssertionError(f"the prediction stayed {previous!r} for {timeout} s")
