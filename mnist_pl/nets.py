@@ -255,13 +255,15 @@ def update_moving_average(average: nn.Module, live: nn.Module, steps: torch.Tens
     first steps, so that the random initial weights fade quickly. `steps` (a 0-d tensor, updated
     in place) stays on the device: reading it on the host would make every step wait for a GPU.
     """
-    old_weight = ((1 + steps.float()) / (10 + steps.float())).clamp(max=decay)
-    average_state, live_state = average.state_dict(), live.state_dict()
-    for name, value in live_state.items():
+    new_weight = 1 - ((1 + steps.float()) / (10 + steps.float())).clamp(max=decay)
+    # parameters and buffers directly: building two state dicts a step would walk both module
+    # trees and make a view of every tensor, on the hot path of every optimiser step
+    pairs = zip([*average.parameters(), *average.buffers()], [*live.parameters(), *live.buffers()], strict=True)
+    for averaged, value in pairs:
         if value.is_floating_point():  # weights and batch-norm statistics
-            average_state[name].lerp_(value, (1 - old_weight).to(value.dtype))
+            averaged.lerp_(value, new_weight.to(value.dtype))
         else:  # batch-norm step counters
-            average_state[name].copy_(value)
+            averaged.copy_(value)
     steps += 1
 
 
