@@ -135,13 +135,17 @@ def sample_quality(evaluator: Evaluator, images: torch.Tensor, real: torch.Tenso
     return result
 
 
-def real_images(data_dir: str | Path, split: str, num: int | None = None, seed: int = 0,
-                dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
-    """Real images in [-1, 1] and their labels from a folder of IDX files (no download):
-    `num` drawn at random with `seed` from the "train" or "test" split, or all of it."""
+def load_real(data_dir: str | Path, dataset: str = "mnist") -> dict[str, torch.Tensor]:
+    """The four IDX files of a folder (no download), for pick_real."""
     from .data import load_idx_folder, locate_data
 
-    tensors = load_idx_folder(locate_data(dataset, data_dir, download=False))
+    return load_idx_folder(locate_data(dataset, data_dir, download=False))
+
+
+def pick_real(tensors: dict[str, torch.Tensor], split: str, num: int | None = None,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real images in [-1, 1] and their labels from load_real's tensors: `num` drawn at random
+    with `seed` from the "train" or "test" split, or all of it."""
     images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
     if num is not None and num < len(labels):
         pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:num]
@@ -149,11 +153,22 @@ def real_images(data_dir: str | Path, split: str, num: int | None = None, seed: 
     return images.float() / 127.5 - 1, labels
 
 
+def real_images(data_dir: str | Path, split: str, num: int | None = None, seed: int = 0,
+                dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
+    """Real images in [-1, 1] and their labels from a folder of IDX files (no download):
+    `num` drawn at random with `seed` from the "train" or "test" split, or all of it."""
+    return pick_real(load_real(data_dir, dataset), split, num, seed)
+
+
 def noise_floor(evaluator: Evaluator, data_dir: str | Path, num: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The metrics of `num` real held-out (test) digits against `num` real training digits:
     what a perfect generator would score, up to sampling noise."""
-    test, test_labels = real_images(data_dir, "test", num, seed)
-    train, _ = real_images(data_dir, "train", num, seed)
+    return _noise_floor(evaluator, load_real(data_dir), num, seed)
+
+
+def _noise_floor(evaluator: Evaluator, tensors: dict[str, torch.Tensor], num: int, seed: int) -> dict[str, Any]:
+    test, test_labels = pick_real(tensors, "test", num, seed)
+    train, _ = pick_real(tensors, "train", num, seed)
     return sample_quality(evaluator, test, real=train, labels=test_labels)
 
 
@@ -174,12 +189,13 @@ def score_over_seeds(evaluator: Evaluator, data_dir: str | Path, seeds: Sequence
     """
     if not seeds:
         raise UserError("give at least one seed to score with.")
+    tensors = load_real(data_dir)  # read once: each seed draws its own digits from it
     rows: dict[str, list[dict[str, Any]]] = {"real test vs train": []}
     for seed in seeds:
-        rows["real test vs train"].append(noise_floor(evaluator, data_dir, num, seed))
+        rows["real test vs train"].append(_noise_floor(evaluator, tensors, num, seed))
         if draw is not None:
             images, labels = draw(num, seed)
-            test, _ = real_images(data_dir, "test", num, seed)
+            test, _ = pick_real(tensors, "test", num, seed)
             rows.setdefault(name, []).append(sample_quality(evaluator, images, real=test, labels=labels))
     return {row: summarise(results) for row, results in rows.items()}
 
