@@ -141,9 +141,10 @@ def load_classifier(path: str | Path, purpose: str = "this command") -> tuple[Im
     return model, checkpoint
 
 
-def load_gan(path: str | Path) -> GAN:
-    """The GAN of a checkpoint written by `mnist-pl train --model gan`, on the CPU, in eval mode."""
-    gan, _ = load_model(path, ("gan",), purpose="generating digits")
+def load_gan(path: str | Path, purpose: str = "generating digits") -> GAN:
+    """The GAN of a checkpoint written by `mnist-pl train --model gan`, on the CPU, in eval mode
+    (anything else is a UserError saying that `purpose` needs a GAN)."""
+    gan, _ = load_model(path, ("gan",), purpose=purpose)
     assert isinstance(gan, GAN)
     return gan
 

@@ -58,14 +58,6 @@ class DemoClassifier:
         return cls(model, *datamodule.mean_std, datamodule.classes)
 
 
-def load_demo_gan(path: str | Path) -> GAN:
-    """The GAN of a checkpoint of train.py, in eval mode (anything else is a UserError)."""
-    from .checkpoints import load_model
-
-    gan, _ = load_model(path, ("gan",), purpose="demo --gan")
-    return gan.eval()
-
-
 def check_port(host: str, port: int) -> None:
     """Refuse, with a UserError, a host or port that the server could not listen on."""
     if not 1 <= port <= 65535:

@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 
 from mnist_pl import DenseClassifier, MNISTDataModule
 from mnist_pl.cli import main
-from mnist_pl.demo import DRAW_A_DIGIT, DemoClassifier, digits_grid, latent_walk, load_demo_gan, read_digit
+from mnist_pl.checkpoints import load_gan
+from mnist_pl.demo import DRAW_A_DIGIT, DemoClassifier, digits_grid, latent_walk, read_digit
 from mnist_pl.predict import preprocess
 
 
@@ -91,7 +92,7 @@ def test_a_drawing_is_read_with_predicts_preprocessing(classifier_checkpoint, tm
 
 
 def test_the_gan_draws_grids_and_walks(gan_checkpoint):
-    gan = load_demo_gan(gan_checkpoint)  # unconditional: any digit
+    gan = load_gan(gan_checkpoint, purpose="demo --gan")  # unconditional: any digit
     grid = digits_grid(gan, None, 12, seed=3)
     assert grid.size == (3 * (8 * 30 + 2), 3 * (2 * 30 + 2))  # 8 to a row, enlarged to >= 600 px
     assert np.array_equal(np.asarray(grid), np.asarray(digits_grid(gan, None, 12, seed=3)))  # same seed, same digits

@@ -40,11 +40,12 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.classifier and not args.gan:
         raise UserError("give --classifier CKPT and/or --gan CKPT; train them with `python train.py "
                         "--model cnn` and `python train.py --model gan` (each prints its 'Best checkpoint').")
-    from ..demo import DemoClassifier, build_app, check_port, load_demo_gan, serve
+    from ..checkpoints import load_gan
+    from ..demo import DemoClassifier, build_app, check_port, serve
 
     check_port(args.host, args.port)
     classifier = DemoClassifier.from_checkpoint(args.classifier) if args.classifier else None
-    gan = load_demo_gan(args.gan) if args.gan else None
+    gan = load_gan(args.gan, purpose="demo --gan") if args.gan else None
     try:
         serve(build_app(classifier, gan), args.host, args.port)
     except KeyboardInterrupt:
