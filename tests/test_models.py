@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_pl import CNNClassifier, DenseClassifier, GAN, MNISTDataModule, UserError
-from mnist_pl.classifier import random_affine
+from mnist_pl.classifier import random_affine, random_erasing, random_flip
 from mnist_pl.optim import OPTIMIZERS, SCHEDULERS
 
 SMALL = {
@@ -87,6 +87,50 @@ def test_random_affine_keeps_shape_and_background():
     assert warped.shape == images.shape
     assert torch.allclose(warped[:, :, 0, 0], torch.tensor(-0.42))  # corners stay background
     assert not torch.equal(warped, images)
+
+
+def test_random_flip_mirrors_about_half_of_the_images_and_nothing_else():
+    torch.manual_seed(0)
+    images = torch.randn(400, 1, 28, 28)
+    flipped = random_flip(images)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    kept = (flipped == images).flatten(1).all(1)
+    assert torch.equal(mirrored | kept, torch.ones(400, dtype=torch.bool))  # each image one or the other
+    assert 150 < mirrored.sum() < 250
+
+
+def test_random_erasing_blanks_one_rectangle_of_the_asked_size_per_image():
+    torch.manual_seed(0)
+    images = torch.rand(300, 1, 28, 28) + 1.0  # background (the minimum) will be below every pixel
+    images[0, 0, 0, 0] = -0.5
+    erased = random_erasing(images, 1.0)
+    assert torch.equal(random_erasing(images, 0.0), images)
+    changed = erased != images
+    for image, mask in zip(erased[1:], changed[1:, 0]):
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        # exactly a filled rectangle, of background, covering 2-33% of the image (give or take rounding)
+        assert mask.sum() == len(rows) * len(cols) == (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        assert torch.all(image[0][mask] == -0.5)
+        assert 0.01 <= mask.float().mean() <= 0.36
+    half = (random_erasing(images, 0.5) != images).flatten(1).any(1).float().mean()
+    assert 0.4 < half < 0.6
+
+
+@pytest.mark.parametrize("kwargs", [{"flip": True}, {"erase": 0.5}])
+def test_flip_and_erase_change_only_training_batches(kwargs):
+    torch.manual_seed(0)
+    model = CNNClassifier(channels=[4], hidden_size=8, **kwargs)
+    plain = CNNClassifier(channels=[4], hidden_size=8)
+    plain.load_state_dict(model.state_dict())
+    images, labels = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    model.eval(), plain.eval()
+    assert torch.equal(model(images), plain(images))  # predictions see the images as they are
+    model.train(), plain.train()
+    model.trainer = plain.trainer = L.Trainer(logger=False, log_every_n_steps=0)
+    torch.manual_seed(1)
+    loss = model.training_step((images, labels), 0)
+    torch.manual_seed(1)
+    assert loss != plain.training_step((images, labels), 0)  # training sees them changed
 
 
 def test_gan_generator_range_and_sampling():
