@@ -53,14 +53,18 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
 def random_erasing(images: torch.Tensor, probability: float, area: tuple[float, float] = (0.02, 0.33),
                    aspect: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
     """Random erasing (Zhong et al., 2017): with `probability`, blank one rectangle of each image
-    (`area` of the image, height/width ratio in `aspect`) with the background value, as
-    torchvision's RandomErasing does one image at a time, here for a whole batch at once."""
+    (`area` of the image, height/width ratio in `aspect`), for a whole batch at once.
+
+    Unlike torchvision's RandomErasing (one image at a time), a rectangle too tall or too wide
+    for the image is clipped to it rather than drawn again, and it is filled with the
+    background (the batch's lowest value, as random_affine brings in) rather than with 0.
+    """
     n, _, height, width = images.shape
     device = images.device
     fraction = torch.empty(n, device=device).uniform_(*area)
-    log_ratio = torch.empty(n, device=device).uniform_(math.log(aspect[0]), math.log(aspect[1]))
-    h = (torch.sqrt(fraction * log_ratio.exp()) * height).round().clamp(1, height)
-    w = (torch.sqrt(fraction / log_ratio.exp()) * width).round().clamp(1, width)
+    ratio = torch.empty(n, device=device).uniform_(math.log(aspect[0]), math.log(aspect[1])).exp()
+    h = (torch.sqrt(fraction * ratio) * height).round().clamp(1, height)
+    w = (torch.sqrt(fraction / ratio) * width).round().clamp(1, width)
     top = (torch.rand(n, device=device) * (height - h + 1)).floor()
     left = (torch.rand(n, device=device) * (width - w + 1)).floor()
     rows = torch.arange(height, device=device).view(1, -1, 1)

@@ -12,10 +12,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_pl import CNNClassifier
+from mnist_pl.cli import main
 from mnist_pl.compiling import compile_mode, compile_model, eager_networks
 from mnist_pl.errors import UserError
-
-from mnist_pl.cli import main
 
 # (a constant learning rate: a run resumed for more epochs than it began with cannot go on with
 # a one-cycle schedule sized for the first length)
