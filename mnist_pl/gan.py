@@ -21,8 +21,8 @@ from torch import nn
 from .classifier import random_affine
 from .errors import UserError
 from .module import MNISTModule
-from .nets import (DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels,
-                   update_moving_average)
+from .nets import (IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator,
+                   NoiseToPixels, update_moving_average)
 from .optim import build_optimizer
 from .rules import Length, at_least, between, check_arguments, one_of, positive
 
@@ -61,6 +61,12 @@ class GAN(MNISTModule):
         augment: differentiable augmentation (DiffAugment): every image the discriminator sees,
             real or generated, is randomly shifted, turned and scaled first, so that a small
             training set does not let it memorise the real digits.
+        clusters: unconditional: sort the training images into this many clusters of look-alikes
+            (k-means on their pixels, at the start of training; no labels used) and train as a
+            conditional GAN on them: the discriminator judges each image with its cluster, and
+            the generator reads a cluster from its noise, each in its share of the training
+            images. It still draws from noise alone, but learns as fast as a conditional GAN
+            (cluster-conditioned GANs; 0: none).
         lr: learning rate of the generator's Adam optimiser (and the discriminator's, unless
             lr_d is set).
         lr_d: learning rate of the discriminator (two time-scale updates, TTUR); None: lr.
@@ -86,7 +92,7 @@ class GAN(MNISTModule):
         "dropout": between(0, 1, high_open=True), "loss": one_of(LOSSES), "lr": positive(), "lr_d": positive(),
         "betas": (between(0, 1, high_open=True), Length(2, "Adam's beta1 and beta2")),
         "real_label": between(0, 1, low_open=True), "ema_decay": between(0, 1, high_open=True),
-        "num_samples": at_least(1),
+        "num_samples": at_least(1), "clusters": at_least(0),
     }
 
     def __init__(self, arch: str = "dcgan", conditional: bool = False, num_classes: int = 10,
@@ -95,23 +101,28 @@ class GAN(MNISTModule):
                  generator_hidden: Sequence[int] = (256, 512, 1024),
                  discriminator_hidden: Sequence[int] = (512, 256), dropout: float = 0.3,
                  loss: str = "bce", spectral_norm: bool = False, minibatch_std: bool = False,
-                 augment: bool = False, lr: float = 2e-4, lr_d: float | None = None,
+                 augment: bool = False, clusters: int = 0, lr: float = 2e-4, lr_d: float | None = None,
                  betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
                  ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0):
         super().__init__()
         check_arguments(GAN, arch=arch, ema_decay=ema_decay, loss=loss)
         if minibatch_std and arch != "dcgan":
             raise UserError("minibatch_std needs arch: dcgan (the fc discriminator has no feature maps).")
+        if clusters and conditional:
+            raise UserError("clusters is for an unconditional GAN (a conditional one learns from the classes); "
+                            "set model.clusters: 0 or model.conditional: false.")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        classes = num_classes if conditional else 0
+        classes = num_classes if conditional else clusters
         if arch == "dcgan":
-            self.generator: nn.Module = DCGANGenerator(latent_dim, generator_channels, classes)
+            self.generator: nn.Module = DCGANGenerator(latent_dim, generator_channels, classes, bool(clusters))
             self.discriminator: nn.Module = DCGANDiscriminator(discriminator_channels, classes,
                                                                spectral_norm, minibatch_std)
         else:
-            self.generator = Generator(latent_dim, generator_hidden, classes)
+            self.generator = Generator(latent_dim, generator_hidden, classes, bool(clusters))
             self.discriminator = Discriminator(discriminator_hidden, dropout, classes, spectral_norm)
+        # the clusters' centres, flattened images; all zero until fit_clusters
+        self.register_buffer("cluster_centres", torch.zeros(clusters, IMAGE_PIXELS) if clusters else None)
         # The average is a module of its own, so checkpoints save and restore it with the rest.
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
@@ -198,6 +209,28 @@ class GAN(MNISTModule):
 
     # ------------------------------------------------------------------ training
 
+    def on_fit_start(self) -> None:
+        if self.cluster_centres is not None and not self.cluster_centres.any():  # not restored from a checkpoint
+            train_set = getattr(self.trainer.datamodule, "train_set", None)
+            if train_set is None:
+                raise UserError("model.clusters needs the training images: train with an MNISTDataModule.")
+            self.fit_clusters(train_set._normalise(train_set.images))
+
+    @torch.no_grad()
+    def fit_clusters(self, images: torch.Tensor) -> None:
+        """Sort `images` (as the training batches come: normalised) into `clusters` clusters, and
+        make the generators read each cluster from the noise in its share of them."""
+        points = images.to(self.device).flatten(1).float()
+        centres, assigned = kmeans(points, self.hparams.clusters, seed=self.hparams.sample_seed or 0)
+        self.cluster_centres.copy_(centres)
+        shares = torch.bincount(assigned, minlength=len(centres)).float() / len(points)
+        for generator in (self.generator, self.generator_ema):
+            generator.set_class_shares(shares)
+
+    def cluster_of(self, images: torch.Tensor) -> torch.Tensor:
+        """The cluster of each image [N, 1, 28, 28]: the index of its nearest centre."""
+        return torch.cdist(images.flatten(1).float(), self.cluster_centres).argmin(1)
+
     def on_train_epoch_start(self) -> None:
         # image-weighted sums of loss_d, loss_g, D(x) and D(G(z)), and their image count, this epoch
         self._train_sums = torch.zeros(4, device=self.device)
@@ -210,10 +243,12 @@ class GAN(MNISTModule):
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
         noise = torch.randn(n, self.hparams.latent_dim, device=self.device)
-        fake_labels = (torch.randint(0, self.hparams.num_classes, (n,), device=self.device)
-                       if self.hparams.conditional else None)
-        if not self.hparams.conditional:
-            real_labels = None
+        if self.hparams.conditional:
+            fake_labels = torch.randint(0, self.hparams.num_classes, (n,), device=self.device)
+        elif self.hparams.clusters:  # the clusters stand in for classes
+            real_labels, fake_labels = self.cluster_of(real), self.generator.code_of(noise)
+        else:
+            real_labels = fake_labels = None
         fake = self.generator(noise, fake_labels)
 
         # Discriminator: tell real images from generated ones.
@@ -299,3 +334,24 @@ class GAN(MNISTModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Nothing to compute: the held-out real digits pass by for callbacks such as
         mnist_pl.callbacks.SampleQuality, which compares samples with them."""
+
+
+def kmeans(points: torch.Tensor, k: int, seed: int = 0, iterations: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """k-means clustering of `points` [N, D]: (centres [k, D], each point's cluster [N]).
+
+    Seeded k-means++ start (each next centre drawn in proportion to the squared distance to the
+    nearest one so far), then Lloyd's iterations; a cluster left empty keeps its centre.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(len(points), (1,), generator=generator).item()
+    centres = points[first:first + 1]
+    for _ in range(1, k):
+        nearest = torch.cdist(points, centres).min(1).values.square()
+        pick = torch.multinomial(nearest.cpu() / nearest.sum().cpu(), 1, generator=generator).item()
+        centres = torch.cat([centres, points[pick:pick + 1]])
+    for _ in range(iterations):
+        assigned = torch.cdist(points, centres).argmin(1)
+        sums = torch.zeros_like(centres).index_add_(0, assigned, points)
+        counts = torch.bincount(assigned, minlength=k)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None].to(sums), centres)
+    return centres, torch.cdist(points, centres).argmin(1)

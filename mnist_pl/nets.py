@@ -84,9 +84,30 @@ class ConvNet(nn.Module):
 
 
 class _ClassConditioning(nn.Module):
-    """A generator's optional class input: a one-hot vector appended to the noise."""
+    """A generator's optional class input: a one-hot vector appended to the noise.
+
+    With `code_from_noise`, a class that is not given is read from the noise itself (code_of),
+    so that the generator draws from noise alone, every class in its share.
+    """
 
     num_classes: int
+    code_edges: torch.Tensor | None
+
+    def _read_code_from_noise(self, code_from_noise: bool) -> None:
+        # until set_class_shares: equal shares
+        edges = torch.special.ndtri(torch.arange(1, self.num_classes) / self.num_classes) if code_from_noise else None
+        self.register_buffer("code_edges", edges)
+
+    def code_of(self, noise: torch.Tensor) -> torch.Tensor:
+        """The class that each noise vector [N, latent_dim] stands for: where its first entry falls
+        among `code_edges`, quantiles of the standard normal, so class c comes up with its share."""
+        return (noise[:, :1] > self.code_edges.to(noise.dtype)).sum(1)
+
+    @torch.no_grad()
+    def set_class_shares(self, shares: torch.Tensor) -> None:
+        """How often code_of gives each class: `shares` [num_classes], summing to 1."""
+        cumulative = shares.double().cumsum(0)[:-1].clamp(1e-9, 1 - 1e-9)
+        self.code_edges.copy_(torch.special.ndtri(cumulative).to(self.code_edges))
 
     def _one_hot(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """One-hot labels to append to the noise, None for an unconditional model."""
@@ -97,6 +118,8 @@ class _ClassConditioning(nn.Module):
         return F.one_hot(labels.long(), self.num_classes).float().expand(batch, -1)
 
     def _with_labels(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None and self.code_edges is not None:
+            labels = self.code_of(noise)
         one_hot = self._one_hot(labels, noise.shape[0])
         return noise if one_hot is None else torch.cat([noise, one_hot], 1)
 
@@ -128,7 +151,7 @@ class Generator(_ClassConditioning):
     """Latent vector (+ class) -> 1x28x28 image in [-1, 1] (Tanh), fully connected as in the workshop."""
 
     def __init__(self, latent_dim: int = 64, hidden_sizes: Sequence[int] = (256, 512, 1024),
-                 num_classes: int = 0):
+                 num_classes: int = 0, code_from_noise: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         width = latent_dim + num_classes
@@ -138,6 +161,7 @@ class Generator(_ClassConditioning):
         layers += [nn.Linear(width, IMAGE_PIXELS), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
         self.latent_dim, self.num_classes = latent_dim, num_classes
+        self._read_code_from_noise(code_from_noise)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.layers(self._with_labels(z, labels)).view(-1, *IMAGE_SHAPE)
@@ -174,7 +198,8 @@ class DCGANGenerator(_ClassConditioning):
     image.
     """
 
-    def __init__(self, latent_dim: int = 64, channels: Sequence[int] = (128, 64), num_classes: int = 0):
+    def __init__(self, latent_dim: int = 64, channels: Sequence[int] = (128, 64), num_classes: int = 0,
+                 code_from_noise: bool = False):
         super().__init__()
         if len(channels) != 2:
             raise UserError(f"generator_channels must have two entries (7x7 -> 14x14 -> 28x28), got {list(channels)}.")
@@ -185,6 +210,7 @@ class DCGANGenerator(_ClassConditioning):
             nn.ConvTranspose2d(c0, c1, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(),
             nn.ConvTranspose2d(c1, IMAGE_SHAPE[0], 4, stride=2, padding=1), nn.Tanh())
         self.latent_dim, self.num_classes, self.c0 = latent_dim, num_classes, c0
+        self._read_code_from_noise(code_from_noise)
         init_dcgan(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

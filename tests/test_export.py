@@ -25,6 +25,9 @@ MODELS = {
     "gan": lambda: GAN(conditional=True, latent_dim=64, generator_channels=[8, 4], discriminator_channels=[4, 8],
                        num_samples=10),
     "gan-fc": lambda: GAN(arch="fc", latent_dim=8, generator_hidden=[16], discriminator_hidden=[16], num_samples=4),
+    # the cluster read from the noise inside the exported generator
+    "gan-clusters": lambda: GAN(clusters=4, latent_dim=8, generator_channels=[8, 4], discriminator_channels=[4, 8],
+                                num_samples=8),
 }
 TOLERANCE = 1e-4
 

@@ -149,3 +149,61 @@ def test_augment_moves_what_the_discriminator_sees():
     torch.manual_seed(0)
     moved = gan.judge(images, None)
     assert not torch.allclose(moved, gan.discriminator(images))
+
+
+def test_kmeans_finds_separate_groups():
+    from mnist_pl.gan import kmeans
+
+    g = torch.Generator().manual_seed(0)
+    groups = [torch.randn(n, 784, generator=g) * 0.1 + centre for n, centre in ((50, 0.0), (30, 3.0), (20, -3.0))]
+    centres, assigned = kmeans(torch.cat(groups), 3)
+    # each group is one cluster, whatever the clusters' order
+    truth = torch.cat([torch.full((len(group),), i) for i, group in enumerate(groups)])
+    pairs = set(zip(truth.tolist(), assigned.tolist()))
+    assert len(pairs) == 3 and len({c for _, c in pairs}) == 3
+    for i, group in enumerate(groups):
+        assert torch.allclose(centres[assigned[truth == i][0]], group.mean(0), atol=1e-5)
+
+
+def test_a_generator_reads_its_class_from_the_noise_in_each_class_share():
+    from mnist_pl import DCGANGenerator
+
+    generator = DCGANGenerator(latent_dim=8, channels=[8, 4], num_classes=3, code_from_noise=True).eval()
+    noise = torch.randn(100_000, 8, generator=torch.Generator().manual_seed(0))
+    equal = torch.bincount(generator.code_of(noise), minlength=3) / len(noise)
+    assert torch.allclose(equal, torch.full((3,), 1 / 3), atol=0.01), equal
+    generator.set_class_shares(torch.tensor([0.5, 0.3, 0.2]))
+    shares = torch.bincount(generator.code_of(noise), minlength=3) / len(noise)
+    assert torch.allclose(shares, torch.tensor([0.5, 0.3, 0.2]), atol=0.01), shares
+    with torch.no_grad():  # without a class, it draws the one the noise stands for
+        assert torch.equal(generator(noise[:16]), generator(noise[:16], generator.code_of(noise[:16])))
+        assert not torch.equal(generator(noise[:16]), generator(noise[:16], (generator.code_of(noise[:16]) + 1) % 3))
+
+
+def test_clusters_are_fitted_once_and_judged_with_each_image(idx_dir, tmp_path):
+    from mnist_pl.gan import kmeans
+
+    gan = GAN(clusters=4, **TINY)
+    assert not gan.cluster_centres.any()
+    data = gan_data(idx_dir)
+    quiet_trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False).fit(gan, datamodule=data)
+    images = data.train_set._normalise(data.train_set.images)
+    centres, assigned = kmeans(images.flatten(1), 4)  # what training computed, computed here
+    assert torch.equal(gan.cluster_centres, centres)
+    assert torch.equal(gan.cluster_of(images), assigned)
+    shares = torch.bincount(assigned, minlength=4) / len(assigned)
+    noise = torch.randn(50_000, 8, generator=torch.Generator().manual_seed(1))
+    for generator in (gan.generator, gan.generator_ema):
+        drawn = torch.bincount(generator.code_of(noise), minlength=4) / len(noise)
+        assert torch.allclose(drawn, shares, atol=0.01), (drawn, shares)
+    # fitted clusters stay: a further fit (as after resuming) does not sort the images again
+    gan.cluster_centres += 0.5
+    quiet_trainer(max_steps=2, limit_val_batches=0, logger=False).fit(gan, datamodule=data)
+    assert torch.equal(gan.cluster_centres, centres + 0.5)
+    path = tmp_path / "gan.ckpt"  # and checkpoints keep them
+    gan.trainer.save_checkpoint(path)
+    reloaded = GAN.load_from_checkpoint(path)
+    assert torch.equal(reloaded.cluster_centres, centres + 0.5)
+    assert torch.equal(reloaded.generator_ema.code_edges, gan.generator_ema.code_edges)
+    with pytest.raises(UserError, match="clusters is for an unconditional GAN"):
+        GAN(conditional=True, clusters=4, **TINY)
