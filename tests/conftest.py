@@ -171,7 +171,7 @@ def classifier_checkpoint(idx_dir, tmp_path_factory) -> Path:
 
 # The two longest tests (about 2 minutes each on 2 cores): started first, so that the other
 # tests fill in around them instead of waiting for them at the end
-LONGEST = ("test_workshop.py::test_every_block_of_the_guide_runs",
+LONGEST = ("test_workshop.py::test_every_block_of_the_guide_runs[python]",
            "test_demo_browser.py::test_a_person_draws_digits_and_asks_for_sevens")
 
 

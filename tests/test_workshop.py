@@ -1,7 +1,7 @@
 """docs/workshop.md cannot go stale: every code block in it runs, and its outputs still hold.
 
 The guide's blocks run in order, from the repository root, on the real-MNIST subset the guide
-names: bash blocks of `python train.py` and `python -m mnist_pl` commands through the function
+names, its commands in one test and its Python blocks in another: bash blocks of `python train.py` and `python -m mnist_pl` commands through the function
 those call, other bash blocks as bash scripts, Python blocks in one shared namespace, as in a
 notebook. Everything the guide writes under runs/workshop goes to a temporary
 folder instead. A ```text block right after a code block is that block's output: each of its
@@ -44,6 +44,10 @@ def test_only_the_listed_blocks_are_not_run():
     skipped = [b["code"].splitlines()[0] for b in blocks() if b["reason"]]
     assert skipped == NOT_RUN
     assert all(b["lang"] in ("bash", "python", "text") for b in blocks())
+    # each output block follows a block that runs, so one of the two tests below checks it
+    for before, block in zip(blocks(), blocks()[1:]):
+        if block["lang"] == "text":
+            assert before["lang"] != "text" and not before["reason"], block["code"]
 
 
 def check_output(expected: str, actual: str, where: str) -> None:
@@ -87,8 +91,11 @@ def run_in_process(code: str, where: str) -> str:
     return stdout.getvalue()
 
 
+# The guide's commands and its Python blocks (one notebook) share nothing but the data, so they
+# run as two tests, which the two test workers can run side by side.
 @pytest.mark.slow
-def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lang", ["bash", "python"])
+def test_every_block_of_the_guide_runs(lang, tmp_path, monkeypatch):
     if not SUBSET.is_dir():
         pytest.skip(f"real MNIST subset not found at {SUBSET}: the guide runs on it")
     outputs = tmp_path / OUTPUT_DIR
@@ -99,8 +106,8 @@ def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
     last_output, ran = None, 0
     for number, block in enumerate(blocks(), 1):
         where = f"block {number} ({block['lang']})"
-        if block["reason"]:
-            last_output = None
+        if block["reason"] or block["lang"] not in (lang, "text"):
+            last_output = None  # an output block after it is not checked here either
             continue
         code = block["code"].replace(OUTPUT_DIR, str(outputs))
         if block["lang"] == "bash" and all(map(cli_arguments, code.splitlines())):
@@ -115,10 +122,9 @@ def test_every_block_of_the_guide_runs(tmp_path, monkeypatch):
             with contextlib.redirect_stdout(stdout):
                 exec(compile(code, f"workshop.md {where}", "exec"), namespace)
             last_output, ran = stdout.getvalue(), ran + 1
-        else:
-            assert last_output is not None, f"{where}: an output block must follow a code block that ran"
+        elif last_output is not None:  # an output block, after a block this test ran
             check_output(block["code"].replace(OUTPUT_DIR, str(outputs)), last_output, where)
             last_output = None
-    assert ran >= 10
+    assert ran == sum(b["lang"] == lang and not b["reason"] for b in blocks()) >= 4
     assert outputs.is_dir()  # the guide wrote where it said, and the test redirected it
     assert (ROOT / OUTPUT_DIR).exists() == outputs_in_repo, "the guide wrote into the repository"
