@@ -229,7 +229,7 @@ class GAN(MNISTModule):
 
     def cluster_of(self, images: torch.Tensor) -> torch.Tensor:
         """The cluster of each image [N, 1, 28, 28]: the index of its nearest centre."""
-        return torch.cdist(images.flatten(1).float(), self.cluster_centres).argmin(1)
+        return nearest_centre(images.flatten(1).float(), self.cluster_centres)
 
     def on_train_epoch_start(self) -> None:
         # image-weighted sums of loss_d, loss_g, D(x) and D(G(z)), and their image count, this epoch
@@ -343,15 +343,23 @@ def kmeans(points: torch.Tensor, k: int, seed: int = 0, iterations: int = 25) ->
     nearest one so far), then Lloyd's iterations; a cluster left empty keeps its centre.
     """
     generator = torch.Generator().manual_seed(seed)
-    first = torch.randint(len(points), (1,), generator=generator).item()
-    centres = points[first:first + 1]
+    pick = torch.randint(len(points), (1,), generator=generator).item()
+    centres = points[pick:pick + 1]
+    # squared distance to the nearest centre so far, updated with each new centre only (not all
+    # of them again: k passes over the points instead of k^2 / 2)
+    nearest = torch.full((len(points),), float("inf"), device=points.device)
     for _ in range(1, k):
-        nearest = torch.cdist(points, centres).min(1).values.square()
+        nearest = torch.minimum(nearest, torch.cdist(points, centres[-1:]).squeeze(1).square())
         pick = torch.multinomial(nearest.cpu() / nearest.sum().cpu(), 1, generator=generator).item()
         centres = torch.cat([centres, points[pick:pick + 1]])
     for _ in range(iterations):
-        assigned = torch.cdist(points, centres).argmin(1)
+        assigned = nearest_centre(points, centres)
         sums = torch.zeros_like(centres).index_add_(0, assigned, points)
         counts = torch.bincount(assigned, minlength=k)
         centres = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None].to(sums), centres)
-    return centres, torch.cdist(points, centres).argmin(1)
+    return centres, nearest_centre(points, centres)
+
+
+def nearest_centre(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """The index of each point's nearest centre (Euclidean): points [N, D], centres [k, D] -> [N]."""
+    return torch.cdist(points, centres).argmin(1)

@@ -1,9 +1,9 @@
 """docs/workshop.md cannot go stale: every code block in it runs, and its outputs still hold.
 
 The guide's blocks run in order, from the repository root, on the real-MNIST subset the guide
-names, its commands in one test and its Python blocks in another: bash blocks of `python train.py` and `python -m mnist_pl` commands through the function
-those call, other bash blocks as bash scripts, Python blocks in one shared namespace, as in a
-notebook. Everything the guide writes under runs/workshop goes to a temporary
+names, its commands in one test and its Python blocks in another: bash blocks of `python
+train.py` and `python -m mnist_pl` commands through the function those call, other bash blocks
+as bash scripts, Python blocks in one shared namespace, as in a notebook. Everything the guide writes under runs/workshop goes to a temporary
 folder instead. A ```text block right after a code block is that block's output: each of its
 lines must still appear (numbers aside), each accuracy it quotes must be within 0.03 of the
 accuracy measured now, and each step count it quotes must be the one measured now. Only the
