@@ -351,6 +351,7 @@ class CNNClassifier(ImageClassifier):
 
     Args:
         channels: output channels of each block (each block halves the image side).
+        convs_per_block: 3x3 convolutions in each block: one number for all, or one per block.
         hidden_size: width of the fully connected layer before the logits.
         dropout: dropout in the head.
         batch_norm: batch normalisation after each convolution.
@@ -358,18 +359,18 @@ class CNNClassifier(ImageClassifier):
         **training: the optimiser, schedule and loss settings of ImageClassifier.
     """
 
-    CONFIG_RULES = {"channels": at_least(1), "hidden_size": at_least(1),
+    CONFIG_RULES = {"channels": at_least(1), "convs_per_block": at_least(1), "hidden_size": at_least(1),
                     "dropout": between(0, 1, high_open=True), "activation": one_of(ACTIVATIONS)}
 
     def __init__(self, channels: Sequence[int] = (32, 64), hidden_size: int = 128,
                  dropout: float = 0.3, batch_norm: bool = True, activation: str = "relu",
-                 **training):
+                 convs_per_block: int | Sequence[int] = 2, **training):
         super().__init__(**training)
         # Convolutions run faster on NHWC ("channels last") tensors: cuDNN's, and oneDNN's on a
         # CPU (a training step 1.2-1.4x, inference 1.7-1.8x on this project's 2-core CPU, torch
         # 2.14). Set here, not at fit, so that a reloaded checkpoint computes bit for bit the same.
         self.set_net(ConvNet(channels, hidden_size, self.hparams.num_classes, dropout, batch_norm,
-                             activation).to(memory_format=torch.channels_last))
+                             activation, convs_per_block).to(memory_format=torch.channels_last))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return super().forward(images.contiguous(memory_format=torch.channels_last))

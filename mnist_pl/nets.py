@@ -49,19 +49,25 @@ class MLP(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """VGG-style blocks of two 3x3 convolutions (+ batch norm) and a 2x2 max-pool, then a head.
+    """VGG-style blocks of 3x3 convolutions (+ batch norm) and a 2x2 max-pool, then a head.
 
     `channels` gives one block per entry: (32, 64) maps 28x28 -> 14x14 -> 7x7.
+    `convs_per_block`: how many convolutions each block has, one number for all blocks or one
+    per block.
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64), hidden_size: int = 128,
                  num_classes: int = 10, dropout: float = 0.3, batch_norm: bool = True,
-                 activation_name: str = "relu"):
+                 activation_name: str = "relu", convs_per_block: int | Sequence[int] = 2):
         super().__init__()
+        convs = [convs_per_block] * len(channels) if isinstance(convs_per_block, int) else list(convs_per_block)
+        if len(convs) != len(channels) or min(convs) < 1:
+            raise ValueError(f"convs_per_block: {convs_per_block!r} should be a number of at least 1, "
+                             f"or one such number for each of the {len(channels)} blocks")
         layers: list[nn.Module] = []
         in_ch, side = IMAGE_SHAPE[0], IMAGE_SHAPE[1]
-        for out_ch in channels:
-            for conv_in in (in_ch, out_ch):
+        for out_ch, n_convs in zip(channels, convs):
+            for conv_in in [in_ch] + [out_ch] * (n_convs - 1):
                 # the conv bias is redundant when batch norm follows it
                 layers.append(nn.Conv2d(conv_in, out_ch, 3, padding=1, bias=not batch_norm))
                 if batch_norm:

@@ -72,6 +72,22 @@ def test_every_optimizer_and_schedule_configures(optimizer, scheduler, idx_dir):
     assert bool(trainer.lr_scheduler_configs) == (scheduler != "none")
 
 
+@pytest.mark.parametrize("convs, expected", [(2, [(1, 4), (4, 4), (4, 8), (8, 8)]), (1, [(1, 4), (4, 8)]),
+                                              ([1, 3], [(1, 4), (4, 8), (8, 8), (8, 8)])])
+def test_convs_per_block_sets_each_blocks_convolutions(convs, expected):
+    net = CNNClassifier(channels=[4, 8], hidden_size=16, convs_per_block=convs).net
+    convs_found = [(m.in_channels, m.out_channels) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs_found == expected
+    pools = [m for m in net.features if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 2 and net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("convs", [[1], [1, 0]])
+def test_convs_per_block_must_fit_the_blocks(convs):
+    with pytest.raises(ValueError, match="convs_per_block"):
+        CNNClassifier(channels=[4, 8], convs_per_block=convs)
+
+
 @pytest.mark.parametrize("kwargs", [{"optimizer": "lbfgs"}, {"scheduler": "plateau"}, {"activation": "swish"}])
 def test_unknown_choices_are_user_errors(kwargs, idx_dir):
     with pytest.raises(UserError, match="choose one of"):
