@@ -61,7 +61,7 @@ class ConvNet(nn.Module):
                  activation_name: str = "relu", convs_per_block: int | Sequence[int] = 2):
         super().__init__()
         convs = [convs_per_block] * len(channels) if isinstance(convs_per_block, int) else list(convs_per_block)
-        if len(convs) != len(channels) or min(convs) < 1:
+        if len(convs) != len(channels) or any(n < 1 for n in convs):
             raise ValueError(f"convs_per_block: {convs_per_block!r} should be a number of at least 1, "
                              f"or one such number for each of the {len(channels)} blocks")
         layers: list[nn.Module] = []

@@ -82,6 +82,13 @@ def test_convs_per_block_sets_each_blocks_convolutions(convs, expected):
     assert len(pools) == 2 and net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_no_blocks_is_still_a_network():
+    """channels=[] leaves the head alone on the pixels, as it did before convs_per_block."""
+    net = CNNClassifier(channels=[], hidden_size=16).net
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
 @pytest.mark.parametrize("convs", [[1], [1, 0]])
 def test_convs_per_block_must_fit_the_blocks(convs):
     with pytest.raises(ValueError, match="convs_per_block"):
