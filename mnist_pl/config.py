@@ -78,12 +78,28 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def shipped_config_names(model: str) -> list[str]:
+    """The shipped configs for `model` by name: "cnn" (the default) and its variants ("cnn-fashion")."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem.split("-")[0] == model)
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """`path`, or, if that is a bare name with no such file here, the shipped config of that name:
+    `--config cnn-fashion` (or cnn-fashion.yaml) works in a clone and after pip install alike."""
+    path = Path(path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    shipped = CONFIG_DIR / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    return shipped if shipped.is_file() else path
+
+
 def _how_to_get_a_config(model: str) -> str:
-    """The fix for a missing config file: the shipped one, if this install has it."""
+    """The fix for a missing config file: the shipped ones, if this install has them."""
     shipped = default_config_path(model)
     if shipped.is_file():
-        return (f"leave out --config to use the shipped {shipped}, or copy it and pass "
-                f"--config YOUR_COPY.yaml.")
+        names = shipped_config_names(model)
+        return (f"leave out --config to use the shipped {shipped}, pass a shipped config's name "
+                f"(--config {' or '.join(names)}), or copy one and pass --config YOUR_COPY.yaml.")
     return (f"this installation of mnist-pl lacks its shipped configs ({CONFIG_DIR} is missing); "
             "reinstall mnist-pl (pip install . in its source folder), or pass --config with a YAML file.")
 
@@ -162,7 +178,7 @@ def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tupl
 def load_config(model: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 origins: dict[str, str] | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
     """The full, validated config for `model`: code defaults, then the YAML file (default
-    configs/<model>.yaml), then `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
+    configs/<model>.yaml; a bare name such as "cnn-fashion" is a shipped config), then `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
 
     Every value is checked against its constructor argument's type hint and declared rules
     before anything is built. `origins` says where an override came from (a flag such as
@@ -172,7 +188,7 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
     if model not in MODELS:
         raise UserError(f"unknown model {model!r}{did_you_mean(model, MODELS)} (choose {', '.join(MODELS)}).")
     defaults = section_defaults(model)
-    path = Path(path) if path is not None else default_config_path(model)
+    path = resolve_config_path(path) if path is not None else default_config_path(model)
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:

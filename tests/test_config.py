@@ -30,6 +30,41 @@ def test_every_shipped_yaml_loads_builds_and_spells_out_every_model_key(path):
     assert set(config["model"]) == set(section_defaults(model)["model"])
 
 
+def _flat(config: dict) -> dict:
+    """{"seed": 42, "model.lr": 0.001, ...}"""
+    return {f"{name}.{key}": value for name, section in config.items() if isinstance(section, dict)
+            for key, value in section.items()} | {k: v for k, v in config.items() if not isinstance(v, dict)}
+
+
+# The keys each variant changes from its model's default YAML (the README shows them). Anything
+# else that differs is drift: a change to cnn.yaml that was not made in cnn-fashion.yaml too.
+VARIANT_CHANGES = {
+    "cnn-fashion": {"data.dataset", "model.flip", "model.hidden_size", "model.dropout", "trainer.max_epochs"},
+    "gan-unconditional": {"model.conditional", "model.clusters", "model.loss", "model.spectral_norm",
+                          "model.minibatch_std", "model.augment", "model.lr", "model.lr_d",
+                          "trainer.max_epochs"},
+}
+
+
+@pytest.mark.parametrize("variant", [p.stem for p in SHIPPED if "-" in p.stem])
+def test_a_variant_differs_from_its_default_only_where_it_says(variant):
+    model = variant.split("-")[0]
+    default, config = _flat(load_config(model)), _flat(load_config(model, CONFIG_DIR / f"{variant}.yaml"))
+    changed = {key for key in default.keys() | config.keys() if default.get(key, "-") != config.get(key, "-")}
+    assert changed == VARIANT_CHANGES[variant]
+
+
+def test_a_shipped_config_by_name_works_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here, as after pip install
+    shipped = load_config("cnn", CONFIG_DIR / "cnn-fashion.yaml")
+    assert shipped["data"]["dataset"] == "fashion-mnist"
+    assert load_config("cnn", "cnn-fashion") == shipped == load_config("cnn", "cnn-fashion.yaml")
+    (tmp_path / "cnn-fashion.yaml").write_text("model:\n  lr: 0.5\n")  # a file of that name wins
+    assert load_config("cnn", "cnn-fashion.yaml")["model"]["lr"] == 0.5
+    with pytest.raises(UserError, match=r"does not exist; .*--config cnn or cnn-fashion\)"):
+        load_config("cnn", "configs/cnn-fashion.yaml")
+
+
 def test_overrides_win_and_values_are_typed():
     config = load_config("cnn", overrides=parse_set(["model.lr=1e-2", "model.channels=[8, 16]", "seed=7"]))
     assert config["model"]["lr"] == 0.01 and config["model"]["channels"] == [8, 16] and config["seed"] == 7

@@ -54,7 +54,9 @@ def add_command(sub: Subcommands, name: str, handler: Handler, help: str, descri
 def add_model_flags(parser: argparse.ArgumentParser, what: str = "which model") -> None:
     """--model, --config and --set: a model and its full config (see config.load_config)."""
     parser.add_argument("--model", choices=model_names(), default="cnn", help=what)
-    parser.add_argument("--config", default=None, help="YAML config (default: the shipped configs/<model>.yaml)")
+    parser.add_argument("--config", default=None, metavar="FILE|NAME",
+                        help="YAML config file, or a shipped config's name such as cnn-fashion "
+                             "(default: the shipped configs/<model>.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set model.dropout=0.1 (repeatable)")
 
