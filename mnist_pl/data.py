@@ -222,6 +222,10 @@ class InMemoryImages(Dataset):
         # (x / 255 - mean) / std as one multiply and one subtract, in place on the new float copy
         return images.float().mul_(1 / (255 * self.std)).sub_(self.mean / self.std)
 
+    def normalised_images(self) -> torch.Tensor:
+        """Every image as the batches hold them (float, normalised), for whole-set work such as k-means."""
+        return self._normalise(self.images)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._normalise(self.images[index]), self.labels[index]
 

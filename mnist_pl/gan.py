@@ -214,7 +214,7 @@ class GAN(MNISTModule):
             train_set = getattr(self.trainer.datamodule, "train_set", None)
             if train_set is None:
                 raise UserError("model.clusters needs the training images: train with an MNISTDataModule.")
-            self.fit_clusters(train_set._normalise(train_set.images))
+            self.fit_clusters(train_set.normalised_images())
 
     @torch.no_grad()
     def fit_clusters(self, images: torch.Tensor) -> None:
