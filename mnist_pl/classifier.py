@@ -334,6 +334,7 @@ class DenseClassifier(ImageClassifier):
         hidden_sizes: width of each hidden layer.
         dropout: dropout after each hidden layer.
         activation: relu, gelu, silu, tanh, leaky_relu or elu.
+        batch_norm: batch normalisation after each hidden linear layer.
         **training: the optimiser, schedule and loss settings of ImageClassifier.
     """
 
@@ -341,9 +342,9 @@ class DenseClassifier(ImageClassifier):
                     "activation": one_of(ACTIVATIONS)}
 
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.2,
-                 activation: str = "relu", **training):
+                 activation: str = "relu", batch_norm: bool = False, **training):
         super().__init__(**training)
-        self.set_net(MLP(hidden_sizes, self.hparams.num_classes, dropout, activation))
+        self.set_net(MLP(hidden_sizes, self.hparams.num_classes, dropout, activation, batch_norm))
 
 
 class CNNClassifier(ImageClassifier):

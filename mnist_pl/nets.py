@@ -31,15 +31,20 @@ def activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Flatten, then Linear -> activation -> dropout for each hidden size, then the class logits."""
+    """Flatten, then Linear (-> batch norm) -> activation -> dropout for each hidden size, then
+    the class logits."""
 
     def __init__(self, hidden_sizes: Sequence[int] = (512, 256), num_classes: int = 10,
-                 dropout: float = 0.2, activation_name: str = "relu"):
+                 dropout: float = 0.2, activation_name: str = "relu", batch_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_PIXELS
         for size in hidden_sizes:
-            layers += [nn.Linear(width, size), activation(activation_name), nn.Dropout(dropout)]
+            # the linear layer's bias is redundant when batch norm follows it
+            layers.append(nn.Linear(width, size, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers += [activation(activation_name), nn.Dropout(dropout)]
             width = size
         layers.append(nn.Linear(width, num_classes))
         self.layers = nn.Sequential(*layers)

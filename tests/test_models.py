@@ -12,6 +12,7 @@ from mnist_pl.optim import OPTIMIZERS, SCHEDULERS
 
 SMALL = {
     "dense": (DenseClassifier, {"hidden_sizes": [32], "augment": True}),
+    "dense-batch-norm": (DenseClassifier, {"hidden_sizes": [32, 16], "batch_norm": True}),
     "cnn": (CNNClassifier, {"channels": [4, 8], "hidden_size": 16, "scheduler": "onecycle"}),
     "gan": (GAN, {"arch": "fc", "latent_dim": 8, "generator_hidden": [16], "discriminator_hidden": [16], "num_samples": 4}),
 }
@@ -80,6 +81,18 @@ def test_convs_per_block_sets_each_blocks_convolutions(convs, expected):
     assert convs_found == expected
     pools = [m for m in net.features if isinstance(m, torch.nn.MaxPool2d)]
     assert len(pools) == 2 and net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("batch_norm, expected", [
+    (False, ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]),
+    (True, ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout",
+            "Linear"])])
+def test_dense_batch_norm_follows_each_hidden_layer(batch_norm, expected):
+    net = DenseClassifier(hidden_sizes=[32, 16], batch_norm=batch_norm).net
+    assert [type(m).__name__ for m in net.layers] == expected
+    hidden = [m for m in net.layers if isinstance(m, torch.nn.Linear)][:-1]
+    assert all((m.bias is None) == batch_norm for m in hidden)  # batch norm's shift replaces the bias
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_no_blocks_is_still_a_network():
