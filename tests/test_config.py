@@ -39,6 +39,8 @@ def _flat(config: dict) -> dict:
 # The keys each variant changes from its model's default YAML (the README shows them). Anything
 # else that differs is drift: a change to cnn.yaml that was not made in cnn-fashion.yaml too.
 VARIANT_CHANGES = {
+    "dense-fashion": {"data.dataset", "model.augment", "model.batch_norm", "model.dropout", "model.optimizer",
+                      "model.weight_decay"},
     "cnn-fashion": {"data.dataset", "model.flip", "model.hidden_size", "model.dropout", "trainer.max_epochs"},
     "gan-unconditional": {"model.conditional", "model.clusters", "model.loss", "model.spectral_norm",
                           "model.minibatch_std", "model.augment", "model.lr", "model.lr_d",
