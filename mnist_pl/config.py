@@ -192,6 +192,10 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
+        names = shipped_config_names(model) if path.parent == Path(".") else []
+        if hint := did_you_mean(path.stem, names):  # a shipped config's name, mistyped
+            raise UserError(f"config file {path} does not exist{hint} (the shipped configs for "
+                            f"--model {model}: {', '.join(names)})") from None
         raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model)}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark

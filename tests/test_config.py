@@ -65,6 +65,8 @@ def test_a_shipped_config_by_name_works_from_any_folder(tmp_path, monkeypatch):
     assert load_config("cnn", "cnn-fashion.yaml")["model"]["lr"] == 0.5
     with pytest.raises(UserError, match=r"does not exist; .*--config cnn or cnn-fashion\)"):
         load_config("cnn", "configs/cnn-fashion.yaml")
+    with pytest.raises(UserError, match=r"cnn-fahsion does not exist; did you mean 'cnn-fashion'\?"):
+        load_config("cnn", "cnn-fahsion")
 
 
 def test_overrides_win_and_values_are_typed():
