@@ -178,7 +178,8 @@ def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tupl
 def load_config(model: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 origins: dict[str, str] | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
     """The full, validated config for `model`: code defaults, then the YAML file (default
-    configs/<model>.yaml; a bare name such as "cnn-fashion" is a shipped config), then `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
+    configs/<model>.yaml; a bare name such as "cnn-fashion" is a shipped config), then
+    `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
 
     Every value is checked against its constructor argument's type hint and declared rules
     before anything is built. `origins` says where an override came from (a flag such as
