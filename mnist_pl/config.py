@@ -89,15 +89,18 @@ def resolve_config_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_file() or path.parent != Path("."):
         return path
-    shipped = CONFIG_DIR / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    shipped = CONFIG_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
     return shipped if shipped.is_file() else path
 
 
-def _how_to_get_a_config(model: str) -> str:
-    """The fix for a missing config file: the shipped ones, if this install has them."""
+def _how_to_get_a_config(model: str, missing: Path) -> str:
+    """The fix for the missing config file `missing`: the shipped ones, if this install has them."""
     shipped = default_config_path(model)
     if shipped.is_file():
         names = shipped_config_names(model)
+        if missing.parent == Path(".") and (close := did_you_mean(missing.stem, names)):
+            # a shipped config's name, mistyped
+            return f"{close.removeprefix('; ')} (the shipped configs for --model {model}: {', '.join(names)})"
         return (f"leave out --config to use the shipped {shipped}, pass a shipped config's name "
                 f"(--config {' or '.join(names)}), or copy one and pass --config YOUR_COPY.yaml.")
     return (f"this installation of mnist-pl lacks its shipped configs ({CONFIG_DIR} is missing); "
@@ -193,11 +196,7 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        names = shipped_config_names(model) if path.parent == Path(".") else []
-        if hint := did_you_mean(path.stem, names):  # a shipped config's name, mistyped
-            raise UserError(f"config file {path} does not exist{hint} (the shipped configs for "
-                            f"--model {model}: {', '.join(names)})") from None
-        raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model)}") from None
+        raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model, path)}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
