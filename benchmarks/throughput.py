@@ -472,7 +472,7 @@ def _write_idx(path: Path, tensor) -> None:
 
 def _set_malloc(args) -> bool:
     """Every path (and the torchvision workers, forked from it) gets the malloc train.py sets."""
-    from mnist_pl.training import keep_freed_memory
+    from mnist_pl.environment import keep_freed_memory
 
     return not args.default_malloc and keep_freed_memory()
 

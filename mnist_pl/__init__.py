@@ -25,6 +25,7 @@ _EXPORTS = {
     "DATASETS": "data", "CorruptDataError": "data", "DataNotFoundError": "data", "MNISTDataModule": "data",
     "read_idx": "data",
     "DemoClassifier": "demo", "build_app": "demo", "serve": "demo",
+    "keep_freed_memory": "environment",
     "UserError": "errors",
     "Evaluation": "evaluation", "evaluate": "evaluation", "write_evaluation": "evaluation",
     "export_checkpoint": "export",
@@ -37,7 +38,7 @@ _EXPORTS = {
     "Prediction": "predict", "predict_files": "predict", "preprocess": "predict", "to_mnist_style": "predict",
     "classify": "predict",
     "Evaluator": "quality", "sample_quality": "quality",
-    "build_trainer": "training", "keep_freed_memory": "training", "train": "training",
+    "build_trainer": "training", "train": "training",
 }
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .config import MODELS, load_config
     from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
     from .demo import DemoClassifier, build_app, serve
+    from .environment import keep_freed_memory
     from .errors import UserError
     from .evaluation import Evaluation, evaluate, write_evaluation
     from .export import export_checkpoint
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
     from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style
     from .quality import Evaluator, sample_quality
-    from .training import build_trainer, keep_freed_memory, train
+    from .training import build_trainer, train
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -1,24 +1,108 @@
-"""SampleQuality: sample-quality numbers of a generative model, scored during training.
-
-train() adds it when the config's `quality` section names an evaluator checkpoint; the section
-mirrors its constructor, as `data`, `model` and `trainer` mirror theirs:
-
-    quality:
-      evaluator_checkpoint: runs/cnn/version_0/checkpoints/epoch005-val_acc0.9910.ckpt
-      num_samples: 1000
-"""
+"""The Trainer's callbacks: mnist-pl's progress bar, random-state saving, checkpoints, and
+sample quality scored during training. build_trainer (mnist_pl.training) puts them together."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from .checkpoints import load_evaluator
 from .errors import UserError
+from .module import MNISTModule
 from .quality import Evaluator, sample_quality
 from .rules import at_least, check_arguments
+
+
+class ProgressBar(TQDMProgressBar):
+    """The TQDM bar, showing the module's `running_metrics()` (its training losses) as it redraws.
+
+    Logging with prog_bar=True would copy those values to the host after every step, a GPU
+    sync each time; reading them here costs one copy per redraw.
+    """
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        if hasattr(pl_module, "running_metrics"):
+            items.update({key: f"{value:.3f}" for key, value in pl_module.running_metrics().items()})
+        return items
+
+
+class RandomState(L.Callback):
+    """Saves torch's random generators in checkpoints and restores them on resume, so that the
+    dropout and augmentation after a resume draw what the uninterrupted run would have."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, but writing last.ckpt at the end of every epoch.
+
+    Lightning writes last.ckpt only at a step where it also saved a best checkpoint: after an
+    epoch that did not improve, last.ckpt stayed behind (a finished run's last.ckpt could be
+    older than its end, and `--resume last` would resume from there).
+    """
+
+    def _save_last_if_not_yet(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_yet(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_yet(trainer)
+
+
+class LastEveryNSteps(L.Callback):
+    """Overwrites last.ckpt every `n` training steps, between the epoch-end checkpoints.
+
+    (A second ModelCheckpoint cannot do this: two of them saving "last" write last-v1.ckpt.)
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.n or not step:  # first, the cheap test: this runs after every step
+            return
+        folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+        if folder:
+            # the steps logged so far reach the disk with the checkpoint: a run resumed from it
+            # continues TensorBoard's curves without a gap where buffered events were lost
+            for logger in trainer.loggers:
+                logger.save()
+            trainer.save_checkpoint(Path(folder) / "last.ckpt")
+
+
+def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
+    """Keeps last.ckpt and the best checkpoint by the model's `checkpoint_monitor`, named after
+    its value (epoch011-val_acc0.9975.ckpt); a model without one gets epoch-named checkpoints."""
+    common = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
+    monitor = model.checkpoint_monitor
+    if monitor is None:
+        return EpochCheckpoint(filename="epoch{epoch:03d}", **common)
+    return EpochCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
+                           filename=f"epoch{{epoch:03d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}", **common)
+
 
 
 class SampleQuality(L.Callback):
@@ -29,6 +113,13 @@ class SampleQuality(L.Callback):
 
     The model must draw samples as the GAN does: `sample(num, generator=...)` and
     `make_labels(num)` (None for an unconditional model).
+
+    train() adds it when the config's `quality` section names an evaluator checkpoint; the section
+    mirrors this constructor, as `data`, `model` and `trainer` mirror theirs:
+
+        quality:
+          evaluator_checkpoint: runs/cnn/version_0/checkpoints/epoch005-val_acc0.9910.ckpt
+          num_samples: 1000
 
     Args:
         evaluator_checkpoint: a classifier checkpoint trained by mnist-pl (e.g. the CNN, trained

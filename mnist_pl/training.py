@@ -1,168 +1,35 @@
-"""The one shared Trainer and the run it drives: fit, test the best checkpoint, save results."""
+"""A training run: the one shared Trainer, and the run it drives (fit, test the best checkpoint,
+save and return the results)."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
-import logging
-import platform
 import re
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import SimpleProfiler
 
+from .callbacks import LastEveryNSteps, ProgressBar, RandomState, SampleQuality, best_checkpoint_callback
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
-from .callbacks import SampleQuality
-from .compiling import compile_mode, compile_model, eager_networks
+from .compiling import compile_mode, compile_model
 from .config import MODELS, section_defaults
 from .data import MNISTDataModule
+from .environment import hide_lightning_chatter, quiet_warnings
 from .errors import UserError
+from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
 
 
 T = TypeVar("T")
-
-
-class ProgressBar(TQDMProgressBar):
-    """The TQDM bar, showing the module's `running_metrics()` (its training losses) as it redraws.
-
-    Logging with prog_bar=True would copy those values to the host after every step, a GPU
-    sync each time; reading them here costs one copy per redraw.
-    """
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        if hasattr(pl_module, "running_metrics"):
-            items.update({key: f"{value:.3f}" for key, value in pl_module.running_metrics().items()})
-        return items
-
-
-class RandomState(L.Callback):
-    """Saves torch's random generators in checkpoints and restores them on resume, so that the
-    dropout and augmentation after a resume draw what the uninterrupted run would have."""
-
-    def state_dict(self) -> dict[str, Any]:
-        state = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
-
-
-class EpochCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, but writing last.ckpt at the end of every epoch.
-
-    Lightning writes last.ckpt only at a step where it also saved a best checkpoint: after an
-    epoch that did not improve, last.ckpt stayed behind (a finished run's last.ckpt could be
-    older than its end, and `--resume last` would resume from there).
-    """
-
-    def _save_last_if_not_yet(self, trainer: L.Trainer) -> None:
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_yet(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_yet(trainer)
-
-
-class LastEveryNSteps(L.Callback):
-    """Overwrites last.ckpt every `n` training steps, between the epoch-end checkpoints.
-
-    (A second ModelCheckpoint cannot do this: two of them saving "last" write last-v1.ckpt.)
-    """
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        if step % self.n or not step:  # first, the cheap test: this runs after every step
-            return
-        folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-        if folder:
-            # the steps logged so far reach the disk with the checkpoint: a run resumed from it
-            # continues TensorBoard's curves without a gap where buffered events were lost
-            for logger in trainer.loggers:
-                logger.save()
-            trainer.save_checkpoint(Path(folder) / "last.ckpt")
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back.
-
-    By default glibc returns large freed blocks to the kernel and the next step's tensors of the
-    same size fault every page back in: on this project's 2-core CPU a CNN step spent 10-25% of
-    its time in page faults, a different share in each process. Kept, they cost no memory beyond
-    the training's own peak. Process-wide, so train.py calls it (call it yourself in your own
-    scripts); returns False, changing nothing, where the C library is not glibc (macOS, Windows).
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    # blocks below 32 MB (glibc's largest mmap threshold) from the heap; no trimming below 1 GB free
-    return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
-
-
-# Lightning's lines that tell a user nothing to act on: which hardware it saw (and did not use),
-# that fit stopped at max_epochs, that test reloaded the best checkpoint (the summary names it),
-# and its adverts for a cloud service. Its warnings and errors still show.
-_CHATTER = re.compile(r"^\s*((GPU|TPU|HPU|IPU) available:|LOCAL_RANK: \d+ - |`Trainer\.fit` stopped: "
-                      r"|Restoring states from the checkpoint path|Loaded model weights from the checkpoint)"
-                      r"|Tip:.*(litlogger|litmodels)")
-# warnings that are Lightning's and torch's business, or wrong for mnist-pl: its classifiers and
-# GAN log their step losses every log_every_n_steps steps across epochs, however short an epoch
-_IGNORED_WARNINGS = [
-    dict(message=r"The number of training batches \(\d+\) is smaller than the logging interval"),
-    *(dict(category=category, module=module) for category in (DeprecationWarning, FutureWarning)
-      for module in (r"lightning(_fabric|_utilities)?\.", r"torch\.", r"torchmetrics\.")),
-]
-
-
-class _NoChatter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _CHATTER.search(record.getMessage())
-
-
-def hide_lightning_chatter() -> None:
-    """Keep Lightning's informational lines that a user cannot act on (see _CHATTER) out of the
-    output of every Trainer in this process (idempotent); its warnings and errors still show."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _NoChatter) for f in log.filters):
-            log.addFilter(_NoChatter())
-
-
-@contextlib.contextmanager
-def quiet_warnings() -> Iterator[None]:
-    """Hide, inside the block, the warnings of _IGNORED_WARNINGS (library deprecations a user
-    cannot act on); every other warning still shows."""
-    with warnings.catch_warnings():
-        for spec in _IGNORED_WARNINGS:
-            warnings.filterwarnings("ignore", **spec)
-        yield
 
 
 @contextlib.contextmanager
@@ -188,35 +55,6 @@ def check_accelerator(accelerator: str) -> None:
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise UserError("--accelerator mps was asked for, but Apple's MPS is not available here. "
                         "Use --accelerator cpu or auto.")
-
-
-class GraphLogger(TensorBoardLogger):
-    """A TensorBoardLogger that puts the model graph in TensorBoard's Graphs tab once per run.
-
-    The graph is traced from the model's example_input_array in eval mode (so that the trace
-    leaves batch-norm statistics alone), without the deprecation warnings of torch.jit's tracer,
-    which tell a user nothing they can act on.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._graph_logged = False
-
-    def log_graph(self, model: L.LightningModule, input_array: torch.Tensor | None = None) -> None:
-        if self._graph_logged:  # trainer.test after trainer.fit would log it a second time
-            return
-        was_training = model.training
-        model.eval()
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", r".*torch\.jit\.trace.* is deprecated", FutureWarning)
-                # the tracer reads every attribute of the torchmetrics metrics, deprecated ones too
-                warnings.filterwarnings("ignore", r".*Metric\.updated_called", DeprecationWarning)
-                with eager_networks(model):  # the tracer refuses compiled networks
-                    super().log_graph(model, input_array)
-        finally:
-            model.train(was_training)
-        self._graph_logged = True
 
 
 def build_trainer(model: MNISTModule, logger: TensorBoardLogger | bool, checkpoint_every_n_steps: int = 0,
@@ -253,17 +91,6 @@ def build_trainer(model: MNISTModule, logger: TensorBoardLogger | bool, checkpoi
                      plugins=[AtomicCheckpointIO()], **trainer_args)
 
 
-def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
-    """Keeps last.ckpt and the best checkpoint by the model's `checkpoint_monitor`, named after
-    its value (epoch011-val_acc0.9975.ckpt); a model without one gets epoch-named checkpoints."""
-    common = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
-    monitor = model.checkpoint_monitor
-    if monitor is None:
-        return EpochCheckpoint(filename="epoch{epoch:03d}", **common)
-    return EpochCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
-                           filename=f"epoch{{epoch:03d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}", **common)
-
-
 def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None,
           sources: dict[str, str] | None = None) -> dict[str, Any]:
     """Train `model_name` with a config from `load_config`; return (and save) the results.
@@ -293,18 +120,6 @@ def built(what: str, section: str, config: dict[str, Any], sources: dict[str, st
         raise UserError(f"the {what} cannot be built from the {section} section of the config "
                         f"({type(err).__name__}: {text or 'no message'}); "
                         + (f"check {blamed}." if blamed else f"check the {section} keys.")) from None
-
-
-def wait_to_sort_after_events_in(run_dir: Path) -> None:
-    """Wait, at most a second, until an event file made now sorts after those in `run_dir`.
-
-    TensorBoard reads a run's event files in name order, and a name starts with the second the
-    file was made, then the process id: a run resumed within the second of the crash would
-    otherwise be read before the crashed one, and its steps drawn out of order."""
-    newest = max((int(match.group(1)) for path in run_dir.glob("events.out.tfevents.*")
-                  if (match := re.match(r"events\.out\.tfevents\.(\d+)\.", path.name))), default=None)
-    if newest is not None and newest >= int(time.time()):
-        time.sleep(newest + 1 - time.time())
 
 
 def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, sources: dict[str, str],
@@ -385,28 +200,3 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     if run_dir is not None and trainer.is_global_zero:
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
-
-
-def format_results(results: dict[str, Any]) -> str:
-    """The summary printed at the end of a run."""
-    epochs = f"{results['epochs']} epoch{'' if results['epochs'] == 1 else 's'}"
-    lines = [f"Model:            {results['model']} on {results['dataset']} ({epochs}, "
-             f"{results['global_step']} steps, {results['seconds']} s)"]
-    for key, value in results.get("test", {}).items():
-        lines.append(f"{key + ':':<18}{value:.4f}")
-    if results.get("profile"):
-        lines.append(f"Profile:          {results['profile']}")
-    if results.get("samples"):
-        lines.append(f"Generated digits: {results['samples']}")
-    if results.get("quality"):
-        lines.append("Sample quality:   " + ", ".join(f"{k} {v:.3f}" for k, v in results["quality"].items()
-                                                      if not isinstance(v, list)))
-    if results["best_checkpoint"] or results["run_dir"]:
-        lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none saved)'}")
-    else:
-        lines.append("Best checkpoint:  (none: fast_dev_run saves none)")
-    if results["run_dir"]:
-        lines.append(f"Run directory:    {results['run_dir']}")
-        lines.append(f"Results:          {Path(results['run_dir']) / 'results.json'}")
-        lines.append(f"Watch it:         {results['tensorboard']}")
-    return "\n".join(lines)

@@ -248,7 +248,7 @@ def test_gan_resumes_with_its_sample_grid_continuing(resume_data, tmp_path):
 
 
 def test_a_resumed_run_writes_events_that_tensorboard_reads_after_the_crashed_ones(tmp_path):
-    from mnist_pl.training import wait_to_sort_after_events_in
+    from mnist_pl.loggers import wait_to_sort_after_events_in
 
     # the crashed run's file, made this second by a process whose id sorts after any other
     crashed = tmp_path / f"events.out.tfevents.{int(time.time())}.host.99999999.0"

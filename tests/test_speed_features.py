@@ -10,7 +10,7 @@ import torch
 
 from mnist_pl import DenseClassifier, GAN, MNISTDataModule
 from mnist_pl.cli import main
-from mnist_pl.training import ProgressBar
+from mnist_pl.callbacks import ProgressBar
 
 from conftest import ROOT, run_cli
 
@@ -174,7 +174,7 @@ def test_keep_freed_memory_sets_glibc_malloc(monkeypatch):
     import ctypes
     import platform
 
-    from mnist_pl import training
+    from mnist_pl import environment
 
     calls = []
 
@@ -189,11 +189,11 @@ def test_keep_freed_memory_sets_glibc_malloc(monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", FakeLibc)
     monkeypatch.setattr(platform, "system", lambda: "Linux")
     monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.36"))
-    assert training.keep_freed_memory() is True
+    assert environment.keep_freed_memory() is True
     assert calls == [(-3, 32 * 2**20), (-1, 2**30)]  # M_MMAP_THRESHOLD, then M_TRIM_THRESHOLD
     calls.clear()
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))  # macOS, Windows, musl
-    assert training.keep_freed_memory() is False and calls == []
+    assert environment.keep_freed_memory() is False and calls == []
 
 
 def test_trainer_without_progress_bar(idx_dir):

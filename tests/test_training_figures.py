@@ -7,7 +7,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_pl import GAN, CNNClassifier, MNISTDataModule, build_trainer
-from mnist_pl.training import GraphLogger
+from mnist_pl.loggers import GraphLogger
 
 
 def events(log_dir: str) -> EventAccumulator:

@@ -55,7 +55,8 @@ def _train(args: argparse.Namespace) -> int:
 
     from ..checkpoints import run_dir_of
     from ..config import load_config, parse_set
-    from ..training import format_results, keep_freed_memory, train
+    from ..environment import keep_freed_memory
+    from ..training import train
 
     keep_freed_memory()  # before the data and the networks take their memory
     overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
@@ -93,3 +94,28 @@ def _resume_path(args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
         return Path(args.resume)
     logdir = overrides.get("logdir") or load_config(args.model, args.config)["logdir"]
     return find_last_checkpoint(logdir, args.model)
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """The summary printed at the end of a run."""
+    epochs = f"{results['epochs']} epoch{'' if results['epochs'] == 1 else 's'}"
+    lines = [f"Model:            {results['model']} on {results['dataset']} ({epochs}, "
+             f"{results['global_step']} steps, {results['seconds']} s)"]
+    for key, value in results.get("test", {}).items():
+        lines.append(f"{key + ':':<18}{value:.4f}")
+    if results.get("profile"):
+        lines.append(f"Profile:          {results['profile']}")
+    if results.get("samples"):
+        lines.append(f"Generated digits: {results['samples']}")
+    if results.get("quality"):
+        lines.append("Sample quality:   " + ", ".join(f"{k} {v:.3f}" for k, v in results["quality"].items()
+                                                      if not isinstance(v, list)))
+    if results["best_checkpoint"] or results["run_dir"]:
+        lines.append(f"Best checkpoint:  {results['best_checkpoint'] or '(none saved)'}")
+    else:
+        lines.append("Best checkpoint:  (none: fast_dev_run saves none)")
+    if results["run_dir"]:
+        lines.append(f"Run directory:    {results['run_dir']}")
+        lines.append(f"Results:          {Path(results['run_dir']) / 'results.json'}")
+        lines.append(f"Watch it:         {results['tensorboard']}")
+    return "\n".join(lines)
