@@ -264,7 +264,7 @@ def _hand_written_steps(args, model, device, capturable: bool = False):
     net = model.net.to(device).train()
     average = model.net_ema.to(device) if model.net_ema is not None else None
     if average is not None:
-        from mnist_pl.nets import update_moving_average
+        from mnist_pl.ema import update_moving_average
 
         steps = model.ema_steps.to(device)
     net_optimizer = optimizer(hp.optimizer, net.parameters(), hp.lr, hp.weight_decay, hp.momentum)

@@ -15,8 +15,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from .ema import update_moving_average
 from .module import MNISTModule
-from .nets import ACTIVATIONS, MLP, ConvNet, Exportable, PixelsToProbabilities, update_moving_average
+from .nets import ACTIVATIONS, MLP, ConvNet, Exportable, PixelsToProbabilities
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
 from .rules import at_least, between, check_arguments, one_of, positive
 

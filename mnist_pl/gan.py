@@ -19,10 +19,10 @@ import torchvision
 from torch import nn
 
 from .classifier import random_affine
+from .ema import update_moving_average
 from .errors import UserError
 from .module import MNISTModule
-from .nets import (IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator,
-                   NoiseToPixels, update_moving_average)
+from .nets import IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels
 from .optim import build_optimizer
 from .rules import Length, at_least, between, check_arguments, one_of, positive
 

@@ -284,26 +284,6 @@ def spectral_normalized(module: nn.Module) -> nn.Module:
     return module
 
 
-@torch.no_grad()
-def update_moving_average(average: nn.Module, live: nn.Module, steps: torch.Tensor, decay: float) -> None:
-    """Move `average`'s weights and batch-norm statistics towards `live`'s; count the step.
-
-    The weight of the old average is `decay`, but less, (1 + steps) / (10 + steps), over the
-    first steps, so that the random initial weights fade quickly. `steps` (a 0-d tensor, updated
-    in place) stays on the device: reading it on the host would make every step wait for a GPU.
-    """
-    new_weight = 1 - ((1 + steps.float()) / (10 + steps.float())).clamp(max=decay)
-    # parameters and buffers directly: building two state dicts a step would walk both module
-    # trees and make a view of every tensor, on the hot path of every optimiser step
-    pairs = zip([*average.parameters(), *average.buffers()], [*live.parameters(), *live.buffers()], strict=True)
-    for averaged, value in pairs:
-        if value.is_floating_point():  # weights and batch-norm statistics
-            averaged.lerp_(value, new_weight.to(value.dtype))
-        else:  # batch-norm step counters
-            averaged.copy_(value)
-    steps += 1
-
-
 def init_dcgan(module: nn.Module) -> None:
     """DCGAN's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
     for m in module.modules():

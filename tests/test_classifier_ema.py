@@ -10,26 +10,6 @@ import torch
 from mnist_pl import CNNClassifier, DenseClassifier, MNISTDataModule, build_trainer
 from mnist_pl.checkpoints import load_classifier
 from mnist_pl.errors import UserError
-from mnist_pl.nets import update_moving_average
-
-
-def test_average_follows_the_warm_up_then_the_decay():
-    live, average = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
-    steps = torch.zeros((), dtype=torch.long)
-    live.weight.data.fill_(1.0)
-    live.running_mean.fill_(2.0)
-    live.num_batches_tracked.fill_(7)
-    update_moving_average(average, live, steps, decay=0.9)
-    # first step: the old average keeps (1 + 0) / (10 + 0) = 0.1 of its weight
-    assert torch.allclose(average.weight, torch.full((3,), 0.9 * 1.0 + 0.1 * 1.0))
-    assert torch.allclose(average.running_mean, torch.full((3,), 0.9 * 2.0))
-    assert average.num_batches_tracked == 7 and steps == 1
-    for _ in range(200):  # the warm-up weight (1 + s) / (10 + s) passes 0.9 at s = 80
-        update_moving_average(average, live, steps, decay=0.9)
-    live.running_mean.fill_(12.0)
-    before = average.running_mean.clone()
-    update_moving_average(average, live, steps, decay=0.9)
-    assert torch.allclose(average.running_mean, 0.9 * before + 0.1 * 12.0) and steps == 202
 
 
 def test_no_average_by_default_and_a_bad_decay_is_a_user_error():
