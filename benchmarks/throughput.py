@@ -215,7 +215,7 @@ def _hand_written_steps(args, model, device, capturable: bool = False):
     import torch.nn.functional as F
 
     from mnist_pl import GAN
-    from mnist_pl.classifier import random_affine
+    from mnist_pl.augment import random_affine
     from mnist_pl.optim import build_optimizer
 
     hp = model.hparams

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .classifier import random_affine
+from .augment import random_affine
 from .ema import update_moving_average
 from .errors import UserError
 from .module import MNISTModule

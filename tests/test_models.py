@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_pl import CNNClassifier, DenseClassifier, GAN, MNISTDataModule, UserError
-from mnist_pl.classifier import random_affine, random_erasing, random_flip
+from mnist_pl.augment import random_affine, random_erasing, random_flip
 from mnist_pl.optim import OPTIMIZERS, SCHEDULERS
 
 SMALL = {
