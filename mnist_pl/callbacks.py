@@ -4,7 +4,7 @@ sample quality scored during training. build_trainer (mnist_pl.training) puts th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -14,7 +14,7 @@ from .checkpoints import load_evaluator
 from .errors import UserError
 from .module import MNISTModule
 from .quality import Evaluator, sample_quality
-from .rules import at_least, check_arguments
+from .rules import Seed, at_least, check_arguments
 
 
 class ProgressBar(TQDMProgressBar):
@@ -129,10 +129,9 @@ class SampleQuality(L.Callback):
             run's seed).
     """
 
-    CONFIG_RULES = {"num_samples": at_least(1)}  # checked in configs (config.py) and below
-
-    def __init__(self, evaluator_checkpoint: str | None = None, num_samples: int = 1000, seed: int | None = None):
-        check_arguments(SampleQuality, num_samples=num_samples)
+    def __init__(self, evaluator_checkpoint: str | Path | None = None,
+                 num_samples: Annotated[int, at_least(1)] = 1000, seed: Seed | None = None):
+        check_arguments(SampleQuality, locals(), type(self).__name__)
         self.evaluator_checkpoint = evaluator_checkpoint
         self.num_samples = num_samples
         self.seed = seed or 0

@@ -6,7 +6,7 @@ import copy
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import lightning as L
 import torch
@@ -17,10 +17,26 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from .augment import random_affine, random_erasing, random_flip
 from .ema import update_moving_average
+from .errors import ArgumentValueError
 from .module import MNISTModule
-from .nets import ACTIVATIONS, MLP, ConvNet, Exportable, PixelsToProbabilities
-from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, can_fuse
-from .rules import at_least, between, check_arguments, one_of, positive
+from .nets import MLP, ActivationName, ConvNet, Exportable, PixelsToProbabilities
+from .optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, can_fuse
+from .rules import arguments_of, at_least, between, check_arguments, positive
+
+# What each argument may be, declared once: ImageClassifier's signature and those of its
+# subclasses, which repeat its arguments so that they show, use these (see rules.py)
+LearningRate = Annotated[float, positive()]
+WeightDecay = Annotated[float, at_least(0)]
+Momentum = Annotated[float, between(0, 1)]
+StepSize = Annotated[int, at_least(1)]
+Gamma = Annotated[float, between(0, 1, low_open=True)]
+LabelSmoothing = Annotated[float, between(0, 1, high_open=True)]
+EraseProbability = Annotated[float, between(0, 1)]
+NumClasses = Annotated[int, at_least(2)]
+EveryNEpochs = Annotated[int, at_least(0)]
+EmaDecay = Annotated[float, between(0, 1, high_open=True)]
+Dropout = Annotated[float, between(0, 1, high_open=True)]
+Widths = Annotated[Sequence[int], at_least(1)]
 
 
 def _displayable(images: torch.Tensor, datamodule: object) -> torch.Tensor:
@@ -63,24 +79,17 @@ class ImageClassifier(MNISTModule):
     MISTAKES_SHOWN = 32  # misclassified validation images kept for the figure
     checkpoint_monitor = "val/acc"
     checkpoint_mode = "max"
-    # what each argument may be, beyond its type (config.py checks configs against these)
-    CONFIG_RULES = {
-        "optimizer": one_of(OPTIMIZERS), "lr": positive(), "weight_decay": at_least(0),
-        "momentum": between(0, 1), "scheduler": one_of(SCHEDULERS), "step_size": at_least(1),
-        "gamma": between(0, 1, low_open=True), "label_smoothing": between(0, 1, high_open=True),
-        "num_classes": at_least(2), "figures_every_n_epochs": at_least(0),
-        "ema_decay": between(0, 1, high_open=True), "erase": between(0, 1),
-    }
 
     net: nn.Module
 
-    def __init__(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
-                 momentum: float = 0.9, scheduler: str = "none", step_size: int = 5,
-                 gamma: float = 0.1, label_smoothing: float = 0.0, augment: bool = False,
-                 flip: bool = False, erase: float = 0.0, num_classes: int = 10,
-                 figures_every_n_epochs: int = 5, ema_decay: float = 0.0):
+    def __init__(self, optimizer: OptimizerName = "adam", lr: LearningRate = 1e-3,
+                 weight_decay: WeightDecay = 0.0, momentum: Momentum = 0.9, scheduler: SchedulerName = "none",
+                 step_size: StepSize = 5, gamma: Gamma = 0.1, label_smoothing: LabelSmoothing = 0.0,
+                 augment: bool = False, flip: bool = False, erase: EraseProbability = 0.0,
+                 num_classes: NumClasses = 10, figures_every_n_epochs: EveryNEpochs = 5,
+                 ema_decay: EmaDecay = 0.0):
+        check_arguments(ImageClassifier, locals(), type(self).__name__)
         super().__init__()
-        check_arguments(type(self), ema_decay=ema_decay)
         self.save_hyperparameters()
         self.net_ema: nn.Module | None = None  # made by set_net
         self.example_input_array = torch.zeros(1, 1, 28, 28)
@@ -279,20 +288,24 @@ class DenseClassifier(ImageClassifier):
     """A multilayer perceptron on flattened pixels: the workshop's first model.
 
     Args:
-        hidden_sizes: width of each hidden layer.
+        hidden_sizes: width of each hidden layer (none: a linear model).
         dropout: dropout after each hidden layer.
         activation: relu, gelu, silu, tanh, leaky_relu or elu.
         batch_norm: batch normalisation after each hidden linear layer.
-        **training: the optimiser, schedule and loss settings of ImageClassifier.
+        optimizer, lr, ...: the optimiser, schedule and loss settings of ImageClassifier.
     """
 
-    CONFIG_RULES = {"hidden_sizes": at_least(1), "dropout": between(0, 1, high_open=True),
-                    "activation": one_of(ACTIVATIONS)}
-
-    def __init__(self, hidden_sizes: Sequence[int] = (512, 256), dropout: float = 0.2,
-                 activation: str = "relu", batch_norm: bool = False, **training):
-        super().__init__(**training)
-        self.set_net(MLP(hidden_sizes, self.hparams.num_classes, dropout, activation, batch_norm))
+    def __init__(self, hidden_sizes: Widths = (512, 256), dropout: Dropout = 0.2,
+                 activation: ActivationName = "relu", batch_norm: bool = False, *,
+                 optimizer: OptimizerName = "adam", lr: LearningRate = 1e-3,
+                 weight_decay: WeightDecay = 0.0, momentum: Momentum = 0.9, scheduler: SchedulerName = "none",
+                 step_size: StepSize = 5, gamma: Gamma = 0.1, label_smoothing: LabelSmoothing = 0.0,
+                 augment: bool = False, flip: bool = False, erase: EraseProbability = 0.0,
+                 num_classes: NumClasses = 10, figures_every_n_epochs: EveryNEpochs = 5,
+                 ema_decay: EmaDecay = 0.0):
+        check_arguments(DenseClassifier, locals(), type(self).__name__)
+        super().__init__(**arguments_of(ImageClassifier, locals()))
+        self.set_net(MLP(hidden_sizes, num_classes, dropout, activation, batch_norm))
 
 
 class CNNClassifier(ImageClassifier):
@@ -300,25 +313,32 @@ class CNNClassifier(ImageClassifier):
 
     Args:
         channels: output channels of each block (each block halves the image side).
-        convs_per_block: 3x3 convolutions in each block: one number for all, or one per block.
         hidden_size: width of the fully connected layer before the logits.
         dropout: dropout in the head.
         batch_norm: batch normalisation after each convolution.
         activation: relu, gelu, silu, tanh, leaky_relu or elu.
-        **training: the optimiser, schedule and loss settings of ImageClassifier.
+        convs_per_block: 3x3 convolutions in each block: one number for all, or one per block.
+        optimizer, lr, ...: the optimiser, schedule and loss settings of ImageClassifier.
     """
 
-    CONFIG_RULES = {"channels": at_least(1), "convs_per_block": at_least(1), "hidden_size": at_least(1),
-                    "dropout": between(0, 1, high_open=True), "activation": one_of(ACTIVATIONS)}
-
-    def __init__(self, channels: Sequence[int] = (32, 64), hidden_size: int = 128,
-                 dropout: float = 0.3, batch_norm: bool = True, activation: str = "relu",
-                 convs_per_block: int | Sequence[int] = 2, **training):
-        super().__init__(**training)
+    def __init__(self, channels: Widths = (32, 64), hidden_size: Annotated[int, at_least(1)] = 128,
+                 dropout: Dropout = 0.3, batch_norm: bool = True, activation: ActivationName = "relu",
+                 convs_per_block: Annotated[int | Sequence[int], at_least(1)] = 2, *,
+                 optimizer: OptimizerName = "adam", lr: LearningRate = 1e-3,
+                 weight_decay: WeightDecay = 0.0, momentum: Momentum = 0.9, scheduler: SchedulerName = "none",
+                 step_size: StepSize = 5, gamma: Gamma = 0.1, label_smoothing: LabelSmoothing = 0.0,
+                 augment: bool = False, flip: bool = False, erase: EraseProbability = 0.0,
+                 num_classes: NumClasses = 10, figures_every_n_epochs: EveryNEpochs = 5,
+                 ema_decay: EmaDecay = 0.0):
+        check_arguments(CNNClassifier, locals(), type(self).__name__)
+        if not isinstance(convs_per_block, int) and len(convs_per_block) != len(channels):
+            raise ArgumentValueError(
+                f"{type(self).__name__}(convs_per_block={convs_per_block!r}): convs_per_block must be one number, "
+                f"or one for each of the {len(channels)} blocks of channels={list(channels)}.")
+        super().__init__(**arguments_of(ImageClassifier, locals()))
         # Convolutions run faster on NHWC ("channels last") tensors: cuDNN's, and oneDNN's on a
-        # CPU (a training step 1.2-1.4x, inference 1.7-1.8x on this project's 2-core CPU, torch
-        # 2.14). Set here, not at fit, so that a reloaded checkpoint computes bit for bit the same.
-        self.set_net(ConvNet(channels, hidden_size, self.hparams.num_classes, dropout, batch_norm,
+        # CPU. Set here, not at fit, so that a reloaded checkpoint computes bit for bit the same.
+        self.set_net(ConvNet(channels, hidden_size, num_classes, dropout, batch_norm,
                              activation, convs_per_block).to(memory_format=torch.channels_last))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ keys are read off those signatures, so the check can never drift from the code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import yaml
@@ -18,19 +18,17 @@ from .callbacks import SampleQuality
 from .data import MNISTDataModule
 from .errors import UserError
 from .registry import CONFIG_DIR, MODEL_CLASSES, constructor_defaults, model_class
-from .rules import (at_least, between, check_value, coerce, constructor_hints, declared_rules, did_you_mean, matches,
-                    one_of)
+from .rules import Seed, argument_hints, at_least, check_value, coerce, did_you_mean, is_wrong_type, one_of
 
 # the model classes by name (registry.py says where each lives)
 MODELS: dict[str, type[L.LightningModule]] = {name: model_class(name) for name in MODEL_CLASSES}
 # keys outside the sections: what train() itself does (see training.py)
 TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
              "checkpoint_every_n_steps": 0}
-TOP_LEVEL_TYPES = {"seed": int, "logdir": str, "compile": bool | str, "profile": bool,
-                   "checkpoint_every_n_steps": int}
-TOP_LEVEL_RULES = {"seed": (between(0, 2**32 - 1),), "checkpoint_every_n_steps": (at_least(0),)}
+TOP_LEVEL_TYPES = {"seed": Seed, "logdir": str, "compile": bool | str, "profile": bool,
+                   "checkpoint_every_n_steps": Annotated[int, at_least(0)]}
 # the Trainer's ranges (its type hints come from its signature); mnist-pl's own classes declare
-# theirs beside their constructors (CONFIG_RULES)
+# theirs in their constructors' type hints (see rules.py)
 TRAINER_RULES = {
     "max_epochs": (at_least(1, why="a run needs a length for its schedule and its results"),),
     "min_epochs": (at_least(0),), "max_steps": (at_least(1, also=(-1,)),), "min_steps": (at_least(0),),
@@ -153,13 +151,12 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
 
 
 def key_rules(model: str) -> dict[str, tuple[Any, tuple[Any, ...]]]:
-    """(type hint, rules) of every config key of `model`, read off the classes that take them."""
+    """(type hint, rules beyond it) of every config key of `model`, read off the classes that take them."""
     classes = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer, "quality": SampleQuality}
-    found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, TOP_LEVEL_RULES.get(k, ()))
-                                                    for k, hint in TOP_LEVEL_TYPES.items()}
+    found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, ()) for k, hint in TOP_LEVEL_TYPES.items()}
     for section, cls in classes.items():
-        hints = constructor_hints(cls)
-        rules = TRAINER_RULES if cls is L.Trainer else declared_rules(cls)
+        hints = argument_hints(cls)
+        rules = TRAINER_RULES if cls is L.Trainer else {}
         for name in section_defaults(model)[section]:
             found[f"{section}.{name}"] = (hints.get(name), rules.get(name, ()))
     return found
@@ -172,7 +169,7 @@ def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tupl
     value = coerce(value, hint)
     problem = check_value(value, hint, rules)
     if problem:
-        if example is not None and not matches(value, hint):
+        if example is not None and is_wrong_type(value, hint) and not problem.endswith("?"):
             problem += f", such as {_as_typed(list(example) if isinstance(example, tuple) else example)}"
         raise UserError(f"{_where(key, value, source)}: {key} {problem}{'' if problem.endswith('?') else '.'}")
     return value

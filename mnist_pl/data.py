@@ -12,7 +12,7 @@ import gzip
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterator, Literal, Sequence
 
 import lightning as L
 import torch
@@ -20,7 +20,7 @@ import torchvision
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
 from .errors import UserError
-from .rules import at_least, check_arguments, did_you_mean, one_of, positive
+from .rules import Seed, at_least, between, check_arguments, did_you_mean
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -40,6 +40,10 @@ class DatasetInfo:
     std: float
     classes: tuple[str, ...]
 
+
+DatasetName = Literal["mnist", "fashion-mnist", "kmnist"]
+# how images are scaled: "standard" (zero mean, unit variance) or "symmetric" ([-1, 1])
+Normalization = Literal["standard", "symmetric"]
 
 DIGITS = tuple(str(d) for d in range(10))
 DATASETS: dict[str, DatasetInfo] = {
@@ -362,23 +366,22 @@ class MNISTDataModule(L.LightningDataModule):
             for MNIST), so batches are cut and normalised on the GPU and never copied from the host.
     """
 
-    CONFIG_RULES = {"dataset": one_of(DATASETS), "batch_size": at_least(1), "val_size": positive(),
-                    "normalize": one_of(("standard", "symmetric")), "num_workers": at_least(0)}
-
     def __init__(
         self,
-        dataset: str = "mnist",
-        data_dir: str = "data",
-        batch_size: int = 128,
-        val_size: float | int = 0.1,
-        split_seed: int | None = 0,
-        normalize: str = "standard",
-        num_workers: int = 0,
+        dataset: DatasetName = "mnist",
+        data_dir: str | Path = "data",
+        batch_size: Annotated[int, at_least(1)] = 128,
+        val_size: (Annotated[int, at_least(1)]
+                   | Annotated[float, between(0, 1, low_open=True, high_open=True,
+                                              why="a fraction (a whole number is a count of images)")]) = 0.1,
+        split_seed: Seed | None = 0,
+        normalize: Normalization = "standard",
+        num_workers: Annotated[int, at_least(0)] = 0,
         download: bool | None = None,
         data_on_device: bool = True,
     ):
+        check_arguments(MNISTDataModule, locals(), type(self).__name__)
         super().__init__()
-        check_arguments(MNISTDataModule, dataset=dataset, batch_size=batch_size, normalize=normalize)
         self.save_hyperparameters()
         self.dataset, self.data_dir, self.batch_size = dataset, data_dir, batch_size
         self.val_size, self.split_seed, self.normalize = val_size, split_seed, normalize

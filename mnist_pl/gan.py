@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import lightning as L
 import torch
@@ -20,14 +20,11 @@ from torch import nn
 
 from .augment import random_affine
 from .ema import update_moving_average
-from .errors import UserError
+from .errors import ArgumentValueError, UserError
 from .module import MNISTModule
 from .nets import IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels
 from .optim import build_optimizer
-from .rules import Length, at_least, between, check_arguments, one_of, positive
-
-ARCHS = ("fc", "dcgan")
-LOSSES = ("bce", "hinge")
+from .rules import Length, Seed, at_least, between, check_arguments, positive
 
 
 class GAN(MNISTModule):
@@ -84,33 +81,34 @@ class GAN(MNISTModule):
 
     data_normalize = "symmetric"  # the range of the generator's Tanh
     ddp_find_unused_parameters = True  # each of its two steps leaves the other network without gradients
-    CONFIG_RULES = {
-        "arch": one_of(ARCHS), "num_classes": at_least(2), "latent_dim": at_least(1),
-        "generator_channels": (at_least(1), Length(2, "7x7 and 14x14 feature maps")),
-        "discriminator_channels": (at_least(1), Length(2, "14x14 and 7x7 feature maps")),
-        "generator_hidden": at_least(1), "discriminator_hidden": at_least(1),
-        "dropout": between(0, 1, high_open=True), "loss": one_of(LOSSES), "lr": positive(), "lr_d": positive(),
-        "betas": (between(0, 1, high_open=True), Length(2, "Adam's beta1 and beta2")),
-        "real_label": between(0, 1, low_open=True), "ema_decay": between(0, 1, high_open=True),
-        "num_samples": at_least(1), "clusters": at_least(0),
-    }
 
-    def __init__(self, arch: str = "dcgan", conditional: bool = False, num_classes: int = 10,
-                 latent_dim: int = 64, generator_channels: Sequence[int] = (128, 64),
-                 discriminator_channels: Sequence[int] = (64, 128),
-                 generator_hidden: Sequence[int] = (256, 512, 1024),
-                 discriminator_hidden: Sequence[int] = (512, 256), dropout: float = 0.3,
-                 loss: str = "bce", spectral_norm: bool = False, minibatch_std: bool = False,
-                 augment: bool = False, clusters: int = 0, lr: float = 2e-4, lr_d: float | None = None,
-                 betas: Sequence[float] = (0.5, 0.999), real_label: float = 0.9,
-                 ema_decay: float = 0.999, num_samples: int = 80, sample_seed: int | None = 0):
+    def __init__(self, arch: Literal["fc", "dcgan"] = "dcgan", conditional: bool = False,
+                 num_classes: Annotated[int, at_least(2)] = 10, latent_dim: Annotated[int, at_least(1)] = 64,
+                 generator_channels: Annotated[Sequence[int], at_least(1), Length(2, "7x7 and 14x14 feature maps")]
+                 = (128, 64),
+                 discriminator_channels: Annotated[Sequence[int], at_least(1),
+                                                   Length(2, "14x14 and 7x7 feature maps")] = (64, 128),
+                 generator_hidden: Annotated[Sequence[int], at_least(1)] = (256, 512, 1024),
+                 discriminator_hidden: Annotated[Sequence[int], at_least(1)] = (512, 256),
+                 dropout: Annotated[float, between(0, 1, high_open=True)] = 0.3,
+                 loss: Literal["bce", "hinge"] = "bce", spectral_norm: bool = False, minibatch_std: bool = False,
+                 augment: bool = False, clusters: Annotated[int, at_least(0)] = 0,
+                 lr: Annotated[float, positive()] = 2e-4, lr_d: Annotated[float, positive()] | None = None,
+                 betas: Annotated[Sequence[float], between(0, 1, high_open=True), Length(2, "Adam's beta1 and beta2")]
+                 = (0.5, 0.999),
+                 real_label: Annotated[float, between(0, 1, low_open=True)] = 0.9,
+                 ema_decay: Annotated[float, between(0, 1, high_open=True)] = 0.999,
+                 num_samples: Annotated[int, at_least(1)] = 80, sample_seed: Seed | None = 0):
+        check_arguments(GAN, locals(), type(self).__name__)
         super().__init__()
-        check_arguments(GAN, arch=arch, ema_decay=ema_decay, loss=loss)
+        name = type(self).__name__
         if minibatch_std and arch != "dcgan":
-            raise UserError("minibatch_std needs arch: dcgan (the fc discriminator has no feature maps).")
+            raise ArgumentValueError(f"{name}(minibatch_std=True, arch={arch!r}): minibatch_std needs arch dcgan "
+                                     "(the fc discriminator has no feature maps).")
         if clusters and conditional:
-            raise UserError("clusters is for an unconditional GAN (a conditional one learns from the classes); "
-                            "set model.clusters: 0 or model.conditional: false.")
+            raise ArgumentValueError(f"{name}(clusters={clusters}, conditional=True): clusters is for an unconditional "
+                                     "GAN (a conditional one learns from the classes); set clusters to 0 or "
+                                     "conditional to false.")
         self.save_hyperparameters()
         self.automatic_optimization = False
         classes = num_classes if conditional else clusters
@@ -210,6 +208,7 @@ class GAN(MNISTModule):
     # ------------------------------------------------------------------ training
 
     def on_fit_start(self) -> None:
+        super().on_fit_start()
         if self.cluster_centres is not None and not self.cluster_centres.any():  # not restored from a checkpoint
             train_set = getattr(self.trainer.datamodule, "train_set", None)
             if train_set is None:

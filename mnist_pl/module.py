@@ -13,6 +13,8 @@ from typing import Any
 
 import lightning as L
 
+from .data import Normalization
+from .errors import UserError
 from .registry import name_of
 
 # the key under which a checkpoint names its model (see MNISTModule.on_save_checkpoint)
@@ -27,14 +29,27 @@ class MNISTModule(L.LightningModule):
             None: no "best", checkpoints are named by epoch and the last one counts.
         checkpoint_mode: "max" or "min": which value of `checkpoint_monitor` is best.
         data_normalize: the MNISTDataModule `normalize` it must be trained with; None: any.
+            Checked when fitting starts (`check_datamodule`), whatever Trainer runs it.
         ddp_find_unused_parameters: True if some parameters get no gradient in a step (as
             in a GAN's alternating steps), which plain DDP would take for a bug.
     """
 
     checkpoint_monitor: str | None = None
     checkpoint_mode: str = "max"
-    data_normalize: str | None = None
+    data_normalize: Normalization | None = None
     ddp_find_unused_parameters: bool = False
+
+    def check_datamodule(self, datamodule: object) -> None:
+        """A UserError if `datamodule` scales its images otherwise than `data_normalize` asks."""
+        found = getattr(datamodule, "normalize", None)
+        if self.data_normalize is not None and found is not None and found != self.data_normalize:
+            raise UserError(f"{type(self).__name__} trains on data normalised as {self.data_normalize!r}, not "
+                            f"{found!r}: build the data module with normalize={self.data_normalize!r} (in a "
+                            f"config: data.normalize: {self.data_normalize}, as the shipped configs do).")
+
+    def on_fit_start(self) -> None:
+        # here rather than in train(), so that a plain lightning.Trainer checks it too
+        self.check_datamodule(getattr(self.trainer, "datamodule", None))
 
     def logs_learning_rate(self) -> bool:
         """Whether the learning rate changes in a run, so that TensorBoard should plot it."""

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args
 
 import torch
 
-from .errors import UserError
+# the names a config or constructor may choose (checked where the model is built, see rules.py)
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"]
+SchedulerName = Literal["none", "step", "cosine", "onecycle"]
 
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
     "adadelta": torch.optim.Adadelta,
 }
-SCHEDULERS = ("none", "step", "cosine", "onecycle")
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 
 
-def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
+def build_optimizer(name: OptimizerName, params: Iterable[torch.nn.Parameter], lr: float,
                     weight_decay: float = 0.0, momentum: float = 0.9,
                     betas: tuple[float, float] = (0.9, 0.999), fused: bool = True) -> torch.optim.Optimizer:
     """One of OPTIMIZERS; `momentum` applies to sgd and rmsprop, `betas` to adam and adamw.
@@ -26,8 +28,6 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
     Adam and AdamW run fused kernels where the parameters are on a CPU or CUDA device, unless
     `fused` is False (see `can_fuse`).
     """
-    if name not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
     params = list(params)
     extra: dict[str, Any] = {}
     if name in ("sgd", "rmsprop"):
@@ -46,15 +46,13 @@ def can_fuse(trainer: Any) -> bool:
     return not (trainer.gradient_clip_val and "mixed" in str(trainer.precision))
 
 
-def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int,
+def build_scheduler(name: SchedulerName, optimizer: torch.optim.Optimizer, total_steps: int,
                     step_size: int = 5, gamma: float = 0.1) -> dict | None:
     """A Lightning lr_scheduler dict, or None for "none".
 
     "step" multiplies the rate by `gamma` every `step_size` epochs; "cosine" anneals to zero and
     "onecycle" warms up then anneals, both over `total_steps` optimiser steps.
     """
-    if name not in SCHEDULERS:
-        raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}.")
     if name == "none":
         return None
     if name == "step":

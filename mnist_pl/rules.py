@@ -1,19 +1,31 @@
-"""What a constructor argument may be: its type hint, and the ranges and choices declared beside it.
+"""What a constructor argument may be, declared once in its type hint, and how that is checked.
 
-Each class whose arguments a config feeds declares `CONFIG_RULES = {"dropout": between(0, 1,
-high_open=True), ...}` next to its constructor; `check_value` tests a value against the
-argument's type hint and those rules, so config.py checks every key before anything is built.
-No torch here: the command line reads these without the heavy imports.
+Each argument of mnist-pl's constructors says what it allows in its annotation: its type, the
+choices as a `Literal`, and ranges or lengths as `typing.Annotated` metadata, e.g.
+
+    lr: Annotated[float, positive()] = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+
+The constructor checks every argument against these (`check_arguments`), and config.py checks
+every config key against the same hints before anything is built (`check_value`), so Python
+and the command line give the same message. No torch here: the command line reads these
+without the heavy imports.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import difflib
+import inspect
+import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Mapping
+
+from .errors import ArgumentTypeError, ArgumentValueError
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -22,9 +34,13 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# ---------------------------------------------------------------------------- constraints
+
+
 @dataclass(frozen=True)
 class Range:
-    """A number (or each number of a list) between `low` and `high`; `also` are allowed besides."""
+    """A finite number (or each number of a list) between `low` and `high`; `also` are allowed
+    besides."""
 
     low: float | None = None
     high: float | None = None
@@ -46,19 +62,23 @@ class Range:
 
     def problem(self, value: Any) -> str | None:
         values = value if isinstance(value, (list, tuple)) else [value]
+        must = "must have every entry" if values is value else "must be"
         for v in values:
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v in self.also:
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or v in self.also:
                 continue
+            if not math.isfinite(v):
+                return f"{must} a finite number {self.describe()}"
             too_low = self.low is not None and (v <= self.low if self.low_open else v < self.low)
             too_high = self.high is not None and (v >= self.high if self.high_open else v > self.high)
             if too_low or too_high:
-                return f"must be {'every entry ' if values is value else ''}{self.describe()}"
+                return f"{must} {self.describe()}"
         return None
 
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a fixed set of names."""
+    """One of a fixed set of names (for arguments of other libraries' classes; mnist-pl's own
+    declare their choices as a Literal)."""
 
     options: tuple[str, ...]
 
@@ -100,40 +120,8 @@ def one_of(options: Iterable[str]) -> Choice:
     return Choice(tuple(options))
 
 
-def declared_rules(cls: type) -> dict[str, tuple[Rule, ...]]:
-    """CONFIG_RULES of `cls` and its bases, a subclass's rules replacing its base's for a key."""
-    rules: dict[str, tuple[Rule, ...]] = {}
-    for klass in reversed(cls.__mro__):
-        for key, rule in vars(klass).get("CONFIG_RULES", {}).items():
-            rules[key] = rule if isinstance(rule, tuple) else (rule,)
-    return rules
-
-
-def constructor_hints(cls: type) -> dict[str, Any]:
-    """The type hints of the constructor arguments of `cls` and its bases (subclass first)."""
-    hints: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass) and klass is not object:
-            try:
-                found = typing.get_type_hints(klass.__init__)
-            except Exception:  # a hint that cannot be resolved here checks nothing
-                continue
-            for name, hint in found.items():
-                hints.setdefault(name, hint)
-    hints.pop("return", None)
-    return hints
-
-
-def check_arguments(cls: type, **values: Any) -> None:
-    """Raise a UserError for the first of `values` (constructor arguments of `cls`) that its type
-    hint or declared rules do not allow: the check for users who build the class in Python."""
-    from .errors import UserError
-
-    hints, rules = constructor_hints(cls), declared_rules(cls)
-    for name, value in values.items():
-        problem = check_value(coerce(value, hints.get(name)), hints.get(name), rules.get(name, ()))
-        if problem:
-            raise UserError(f"{cls.__name__}({name}={value!r}): {name} {problem}.")
+# a random seed: what torch.Generator and numpy accept alike
+Seed = Annotated[int, between(0, 2**32 - 1)]
 
 
 # ---------------------------------------------------------------------------- type hints
@@ -141,11 +129,32 @@ def check_arguments(cls: type, **values: Any) -> None:
 UNIONS = (typing.Union, types.UnionType)  # Optional[int] and int | None
 
 _NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a text",
-          type(None): "null"}
+          type(None): "null", Path: "a path"}
+
+
+def _unannotated(hint: Any) -> tuple[Any, tuple[Rule, ...]]:
+    """(the hint without its Annotated wrapper, the rules that wrapper declares)."""
+    if typing.get_origin(hint) is Annotated:
+        inner, *metadata = typing.get_args(hint)
+        return inner, tuple(m for m in metadata if isinstance(m, (Range, Choice, Length)))
+    return hint, ()
+
+
+def bare(hint: Any) -> Any:
+    """`hint` with every Annotated wrapper (at the top and in a union) taken off."""
+    hint, _ = _unannotated(hint)
+    if typing.get_origin(hint) in UNIONS:
+        return typing.Union[tuple(bare(a) for a in typing.get_args(hint))]
+    return hint
+
+
+def _members(hint: Any) -> list[Any]:
+    return list(typing.get_args(hint)) if typing.get_origin(hint) in UNIONS else [hint]
 
 
 def describe_type(hint: Any) -> str:
     """A type hint in words, e.g. "a list of whole numbers"."""
+    hint = bare(hint)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint in _NAMES:
         return _NAMES[hint]
@@ -168,10 +177,16 @@ def describe_type(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def _choices(hint: Any) -> list[Any]:
+    """The values of the Literals in `hint`."""
+    return [v for a in _members(bare(hint)) if typing.get_origin(a) is typing.Literal for v in typing.get_args(a)]
+
+
 def coerce(value: Any, hint: Any) -> Any:
     """`value` as the hint's number type where it is meant as one: YAML reads 1e-3 as text, and a
-    user writes 10 for 10.0. Anything else is returned as it is (check_type judges it)."""
-    allowed = _flat_types(hint)
+    user writes 10 for 10.0. Anything else is returned as it is (check_value judges it)."""
+    hint = bare(hint)
+    allowed = set(_members(hint))
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int) and int not in allowed and float in allowed:
@@ -189,14 +204,9 @@ def coerce(value: Any, hint: Any) -> Any:
     return value
 
 
-def _flat_types(hint: Any) -> set[Any]:
-    if typing.get_origin(hint) in UNIONS:
-        return set().union(*(_flat_types(a) for a in typing.get_args(hint)))
-    return {hint}
-
-
 def matches(value: Any, hint: Any) -> bool:
-    """Whether `value` (as YAML gives it) fits the type hint; hints it cannot judge pass."""
+    """Whether `value` (as Python or YAML gives it) fits the type hint; hints it cannot judge pass."""
+    hint = bare(hint)
     if hint is Any or hint is typing.Any:
         return True
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -208,10 +218,10 @@ def matches(value: Any, hint: Any) -> bool:
         return value is None
     if hint is bool:
         return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is int:  # numpy's integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if origin in (list, tuple, collections.abc.Sequence):
         if not isinstance(value, (list, tuple)):
             return False
@@ -224,13 +234,81 @@ def matches(value: Any, hint: Any) -> bool:
 
 
 def check_value(value: Any, hint: Any, rules: tuple[Rule, ...] = ()) -> str | None:
-    """Why `value` is not allowed (e.g. "must be above 0"), or None when it is."""
-    if hint is not None and not matches(value, hint):
-        return f"must be {describe_type(hint)}"
-    if value is None:
-        return None
-    for rule in rules:
-        problem = rule.problem(value)
+    """Why `value` is not allowed by the type hint (with its Annotated rules) and `rules` (e.g.
+    "must be above 0"), or None when it is. In a union, the first member whose type the value
+    has judges it with its own rules: `Annotated[int, at_least(1)] | Annotated[float, ...]`."""
+    outer, outer_rules = _unannotated(hint)
+    if hint is None:
+        members: list[Any] = [Any]
+    else:
+        members = _members(outer)
+    for member in members:
+        inner, member_rules = _unannotated(member)
+        if matches(value, inner):
+            if value is None:
+                return None
+            for rule in (*outer_rules, *member_rules, *rules):
+                problem = rule.problem(value)
+                if problem:
+                    return problem
+            return None
+    choices = _choices(hint)
+    close = did_you_mean(value, choices) if isinstance(value, str) and choices else ""
+    return f"must be {describe_type(hint)}{close}"
+
+
+def is_wrong_type(value: Any, hint: Any) -> bool:
+    """Whether `value` is not even of a type `hint` allows (a Literal's choices count as their type)."""
+    widened = [type(c) for c in _choices(hint)]
+    return not (matches(value, hint) or any(isinstance(value, t) and not isinstance(value, bool) for t in widened))
+
+
+# ---------------------------------------------------------------------------- constructors
+
+
+def _parameters(cls: type) -> list[str]:
+    """The named arguments of `cls.__init__` itself (not of its bases)."""
+    return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def _hints(klass: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(klass.__init__, include_extras=True)
+    except Exception:  # a hint that cannot be resolved here checks nothing
+        return {}
+
+
+def argument_hints(cls: type) -> dict[str, Any]:
+    """The declared type hints (Annotated rules included) of the constructor arguments of `cls`
+    and its bases, the subclass's first."""
+    hints: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and klass is not object:
+            for name, hint in _hints(klass).items():
+                hints.setdefault(name, hint)
+    hints.pop("return", None)
+    return hints
+
+
+def check_arguments(cls: type, values: Mapping[str, Any], shown_as: str | None = None) -> None:
+    """Check every argument of `cls.__init__` found in `values` (the constructor's `locals()`)
+    against its declaration: an ArgumentTypeError or ArgumentValueError (both UserErrors) for
+    the first that is not allowed, naming the class (`shown_as`, e.g. the subclass being
+    built) and the argument."""
+    hints = _hints(cls)
+    for name in _parameters(cls):
+        if name not in values or name not in hints:
+            continue
+        value = values[name]
+        problem = check_value(value, hints[name])
         if problem:
-            return problem
-    return None
+            error = ArgumentTypeError if is_wrong_type(value, hints[name]) else ArgumentValueError
+            raise error(f"{shown_as or cls.__name__}({name}={value!r}): {name} {problem}"
+                        f"{'' if problem.endswith('?') else '.'}")
+
+
+def arguments_of(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of `cls.__init__` among `values`: a subclass's `locals()` passed on to its
+    base, `super().__init__(**arguments_of(Base, locals()))`."""
+    return {name: values[name] for name in _parameters(cls) if name in values}

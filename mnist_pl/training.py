@@ -134,10 +134,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     model = built("model", "model", config, sources, lambda: MODELS[model_name](**config["model"]))
     datamodule = built("data module", "data", config, sources, lambda: MNISTDataModule(**config["data"]))
     datamodule.check_data()  # before any run directory is made
-    if model.data_normalize is not None and datamodule.normalize != model.data_normalize:
-        raise UserError(f"{model_name} trains on data normalised as {model.data_normalize!r}, not "
-                        f"{datamodule.normalize!r}: set data.normalize: {model.data_normalize} (as the shipped "
-                        f"configs/{model_name}.yaml does).")
+    model.check_datamodule(datamodule)  # (again at fit) before any run directory is made
     logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}
     if resume is not None:
         resume = Path(resume)

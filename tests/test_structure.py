@@ -90,6 +90,6 @@ def test_a_new_model_brings_its_own_rules(tmp_path):
 def test_train_holds_a_model_to_its_data_normalisation(idx_dir, tmp_path):
     config = load_config("gan", overrides={"data.normalize": "standard", "data.data_dir": str(idx_dir),
                                            "logdir": str(tmp_path)})
-    with pytest.raises(UserError, match="gan trains on data normalised as 'symmetric', not 'standard'"):
+    with pytest.raises(UserError, match="GAN trains on data normalised as 'symmetric', not 'standard'.*data.normalize: symmetric"):
         train("gan", config)
     assert not list(tmp_path.iterdir())  # refused before anything was written
