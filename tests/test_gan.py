@@ -152,7 +152,7 @@ def test_augment_moves_what_the_discriminator_sees():
 
 
 def test_kmeans_finds_separate_groups():
-    from mnist_pl.gan import kmeans
+    from mnist_pl.clusters import kmeans
 
     g = torch.Generator().manual_seed(0)
     groups = [torch.randn(n, 784, generator=g) * 0.1 + centre for n, centre in ((50, 0.0), (30, 3.0), (20, -3.0))]
@@ -181,7 +181,7 @@ def test_a_generator_reads_its_class_from_the_noise_in_each_class_share():
 
 
 def test_clusters_are_fitted_once_and_judged_with_each_image(idx_dir, tmp_path):
-    from mnist_pl.gan import kmeans
+    from mnist_pl.clusters import kmeans
 
     gan = GAN(clusters=4, **TINY)
     assert not gan.cluster_centres.any()
