@@ -170,3 +170,48 @@ class SampleQuality(L.Callback):
                                       for _ in range(round(share * len(images)))])
             experiment.add_histogram("quality/predicted_class", predicted, pl_module.current_epoch,
                                      bins=torch.arange(self.evaluator.num_classes + 1).float() - 0.5)
+
+
+class BestValidation(L.Callback):
+    """Follows the best value of a logged validation metric and the epoch it was reached in.
+
+    train() adds it for the model's `checkpoint_monitor`, so that results report the best
+    validation score beside the test metrics. Only strict improvements count (as for the best
+    checkpoint), so a tie keeps the earlier epoch. Its state travels in checkpoints: a resumed
+    run still knows the best of the epochs before the resume.
+
+    Args:
+        monitor: the logged metric, e.g. "val/acc".
+        mode: "max" or "min": which value is best.
+    """
+
+    def __init__(self, monitor: str, mode: str = "max"):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.value: float | None = None
+        self.epoch: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return f"BestValidation[{self.monitor}]"
+
+    def result(self) -> dict[str, Any]:
+        """{"metric", "mode", "value", "epoch"}: the best value and its epoch (counted from 0,
+        as in checkpoint names); value and epoch are None before a validation logged it."""
+        return {"metric": self.monitor, "mode": self.mode, "value": self.value, "epoch": self.epoch}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value != value:  # NaN is never best
+            return
+        if self.value is None or (value > self.value if self.mode == "max" else value < self.value):
+            self.value, self.epoch = value, trainer.current_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "epoch": self.epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.value, self.epoch = state_dict.get("value"), state_dict.get("epoch")

@@ -46,7 +46,7 @@ RENAMED_KEYS = {"model.evaluator_checkpoint": "quality.evaluator_checkpoint",
                 "model.quality_samples": "quality.num_samples"}
 # Trainer arguments that mnist-pl sets itself (see training.py), so a config may not.
 TRAINER_MANAGED = {"self", "logger", "callbacks", "default_root_dir", "enable_checkpointing",
-                   "enable_progress_bar", "plugins", "profiler"}
+                   "plugins", "profiler"}
 
 
 def section_defaults(model: str) -> dict[str, dict[str, Any]]:
@@ -144,7 +144,7 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
                              f"{', '.join(sorted(k.partition('.')[2] for k in valid if k.startswith('model.')))}.")
     if section == "trainer" and name in TRAINER_MANAGED:
         return UserError(f"{where}: mnist-pl sets trainer.{name} itself (train.py fixes the logger, "
-                         "callbacks, checkpoints, progress bar and profiler); leave it out.")
+                         "callbacks, checkpoints and profiler); leave it out.")
     keys = sorted(k.partition(".")[2] for k in valid if k.startswith(f"{section}."))
     close = did_you_mean(name, keys).replace("did you mean '", f"did you mean '{section}.")
     return UserError(f"{where}{close or '.'} Valid {section} keys: {', '.join(keys)}.")

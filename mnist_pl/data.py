@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,8 +356,9 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: images per training batch (evaluation uses the same).
         val_size: images carved from the training split for validation; a float in (0, 1) is a
             fraction. The test split is never touched.
-        split_seed: fixes which training images go to validation (None: 0; train.py passes the
-            run's seed).
+        split_seed: fixes which training images go to validation. None: the seed of
+            `lightning.seed_everything` when the data is loaded (the run's seed: train() passes
+            it too), or 0 where none was set. The seed used is kept in `split_seed` and `hparams`.
         normalize: "standard" (zero mean, unit variance: classifiers) or "symmetric" ([-1, 1],
             what a Tanh generator emits: GANs).
         num_workers: DataLoader worker processes. 0 is fastest here: batches are cut from memory.
@@ -374,7 +376,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: (Annotated[int, at_least(1)]
                    | Annotated[float, between(0, 1, low_open=True, high_open=True,
                                               why="a fraction (a whole number is a count of images)")]) = 0.1,
-        split_seed: Seed | None = 0,
+        split_seed: Seed | None = None,
         normalize: Normalization = "standard",
         num_workers: Annotated[int, at_least(0)] = 0,
         download: bool | None = None,
@@ -428,7 +430,9 @@ class MNISTDataModule(L.LightningDataModule):
         if not 0 < n_val < n_train:
             raise UserError(f"val_size={self.val_size} leaves no training or no validation images "
                             f"out of {n_train}; use a fraction such as 0.1 or a count below {n_train}.")
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed or 0))
+        if self.split_seed is None:  # lightning.seed_everything keeps its seed in PL_GLOBAL_SEED
+            self.split_seed = self.hparams["split_seed"] = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
         mean, std = self.mean_std
         images, labels = tensors["train_images"], tensors["train_labels"]

@@ -15,10 +15,10 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import SimpleProfiler
 
-from .callbacks import LastEveryNSteps, ProgressBar, RandomState, SampleQuality, best_checkpoint_callback
+from .callbacks import BestValidation, LastEveryNSteps, ProgressBar, RandomState, SampleQuality, best_checkpoint_callback
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
 from .compiling import compile_mode, compile_model
 from .config import MODELS, section_defaults
@@ -57,9 +57,10 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
-def build_trainer(model: MNISTModule, logger: TensorBoardLogger | bool, checkpoint_every_n_steps: int = 0,
+def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
-    """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger` (False: none).
+    """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger` (a logger or a
+    list, the first of which holds the run directory; False: none).
 
     What depends on the model comes from the model (see MNISTModule). Checkpoints go in the run
     directory's `checkpoints/` folder: the best by the model's `checkpoint_monitor`, and
@@ -91,17 +92,26 @@ def build_trainer(model: MNISTModule, logger: TensorBoardLogger | bool, checkpoi
                      plugins=[AtomicCheckpointIO()], **trainer_args)
 
 
-def train(model_name: str, config: dict[str, Any], resume: str | Path | None = None,
-          sources: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train `model_name` with a config from `load_config`; return (and save) the results.
+def train(model: str, config: dict[str, Any], resume: str | Path | None = None,
+          sources: dict[str, str] | None = None, *, callbacks: list[L.Callback] | None = None,
+          logger: Logger | list[Logger] | None = None, progress_bar: bool = True) -> dict[str, Any]:
+    """Train `model` (a registered name) with a config from `load_config`; return (and save) the results.
 
     `resume` is a checkpoint to continue from: model, optimisers, schedules, epoch and step
     are restored, and a checkpoint of a train.py run keeps logging into that run's directory.
     `sources` (from load_config) says where each key came from, for error messages. A run that
     fails before its first checkpoint leaves no run directory behind.
+
+    For research loops: `callbacks` are added to the Trainer's own; `logger` (one Lightning
+    logger or a list) is used in addition to the run's TensorBoard logger, which stays first and
+    keeps the run directory (checkpoints, config.yaml, results.json); `progress_bar=False` shows
+    no progress bars (as `trainer.enable_progress_bar: false` in the config does). The results
+    hold `best_validation`: the best value of the model's `checkpoint_monitor` during fit and its
+    epoch (counted from 0, as in the checkpoint's name), or None for a model without a monitor.
     """
     with quiet_warnings(), contextlib.ExitStack() as cleanup:
-        return _train(model_name, config, resume, sources or {}, cleanup)
+        return _train(model, config, resume, sources or {}, cleanup, list(callbacks or []),
+                      [logger] if isinstance(logger, Logger) else list(logger or []), progress_bar)
 
 
 def built(what: str, section: str, config: dict[str, Any], sources: dict[str, str], make: Callable[[], T]) -> T:
@@ -123,7 +133,8 @@ def built(what: str, section: str, config: dict[str, Any], sources: dict[str, st
 
 
 def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, sources: dict[str, str],
-           cleanup: contextlib.ExitStack) -> dict[str, Any]:
+           cleanup: contextlib.ExitStack, callbacks: list[L.Callback], loggers: list[Logger],
+           progress_bar: bool) -> dict[str, Any]:
     started = time.time()
     L.seed_everything(config["seed"], workers=True, verbose=False)
     # the run's seed fixes the validation split and the noise of samples too, unless set apart
@@ -154,9 +165,14 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     # sample quality is scored only when an evaluator is configured
     quality = (built("sample-quality callback", "quality", config, sources, lambda: SampleQuality(**config["quality"]))
                if config["quality"].get("evaluator_checkpoint") else None)
+    best_validation = (BestValidation(model.checkpoint_monitor, model.checkpoint_mode)
+                       if model.checkpoint_monitor is not None else None)
+    trainer_args = dict(config["trainer"])
+    trainer_args["enable_progress_bar"] = progress_bar and trainer_args.get("enable_progress_bar", True) is not False
+    extra_callbacks = [c for c in (quality, best_validation) if c is not None] + callbacks
     trainer = built("Trainer", "trainer", config, sources, lambda: build_trainer(
-        model, logger, config["checkpoint_every_n_steps"], profiler=profiler,
-        extra_callbacks=[quality] if quality else None, **config["trainer"]))
+        model, [logger, *loggers] if loggers else logger, config["checkpoint_every_n_steps"], profiler=profiler,
+        extra_callbacks=extra_callbacks, **trainer_args))
     cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
     mode = compile_mode(config["compile"], trainer.strategy.root_device)
     if mode is not None:
@@ -179,6 +195,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         "best_checkpoint": best or None,
         "last_checkpoint": (str(Path(checkpoint.dirpath) / "last.ckpt")
                             if checkpoint is not None and checkpoint.dirpath and run_dir else None),
+        "best_validation": best_validation.result() if best_validation is not None else None,
     }
     results.update(model.finish_run(trainer, datamodule, best or None, run_dir))
     if quality is not None and quality.last_quality is not None and run_dir is not None and trainer.is_global_zero:

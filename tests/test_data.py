@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import lightning as L
 import pytest
 import torch
 import torchvision
@@ -49,6 +50,22 @@ def test_validation_split_is_fixed_by_split_seed(idx_dir):
         return dm.val_set.labels
     assert torch.equal(val_labels(3), val_labels(3))
     assert not torch.equal(val_labels(3), val_labels(4))
+
+
+def test_validation_split_follows_seed_everything(idx_dir, monkeypatch):
+    def validation(**args):
+        dm = MNISTDataModule(data_dir=str(idx_dir), **args)
+        dm.setup()
+        return dm
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # so that the seed set below is undone after the test
+    monkeypatch.delenv("PL_GLOBAL_SEED")
+    unseeded = validation()
+    assert unseeded.split_seed == 0 and torch.equal(unseeded.val_set.labels, validation(split_seed=0).val_set.labels)
+    L.seed_everything(5, verbose=False)
+    seeded = validation()
+    assert seeded.split_seed == 5 and seeded.hparams["split_seed"] == 5  # what a checkpoint saves
+    assert torch.equal(seeded.val_set.labels, validation(split_seed=5).val_set.labels)
+    assert validation(split_seed=3).split_seed == 3  # a given seed wins
 
 
 def test_batches_are_normalised_tensors(idx_dir):

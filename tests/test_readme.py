@@ -18,13 +18,14 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 @pytest.mark.slow
 def test_research_snippet_runs(idx_dir, tmp_path, monkeypatch, capsys):
     snippet = re.search(r"<!-- snippet: research.*?-->\s*```python\n(.*?)```", README, re.S).group(1)
-    assert "MNISTDataModule(" in snippet and "L.Trainer(" in snippet
+    assert "MNISTDataModule(" in snippet and "build_trainer(" in snippet
     shutil.copytree(idx_dir, tmp_path / "data")  # the snippet's data_dir="data", offline
     (tmp_path / "snippet.py").write_text(snippet + "\nprint('reloaded', type(reloaded).__name__)\n")
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(tmp_path / "snippet.py"), run_name="__main__")  # as `python snippet.py`, in-process
     stdout = capsys.readouterr().out
     assert "test/acc" in stdout and "reloaded CNNClassifier" in stdout
+    assert list((tmp_path / "runs" / "mine" / "version_0" / "checkpoints").glob("epoch000-val_acc*.ckpt"))
 
 
 def test_setup_and_test_commands_are_what_ci_runs():

@@ -103,6 +103,9 @@ def format_results(results: dict[str, Any]) -> str:
              f"{results['global_step']} steps, {results['seconds']} s)"]
     for key, value in results.get("test", {}).items():
         lines.append(f"{key + ':':<18}{value:.4f}")
+    best = results.get("best_validation")
+    if best and best["value"] is not None:
+        lines.append(f"{'Best ' + best['metric'] + ':':<18}{best['value']:.4f} (epoch {best['epoch']})")
     if results.get("profile"):
         lines.append(f"Profile:          {results['profile']}")
     if results.get("samples"):
