@@ -21,7 +21,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 
 from .classifier import ImageClassifier
 from .data import MNISTDataModule
-from .errors import UserError
+from .errors import ArgumentError, UserError
 from .gan import GAN
 from .module import MODEL_NAME_KEY
 from .quality import Evaluator
@@ -125,7 +125,10 @@ def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODEL_CLASSES),
                         f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model {kinds[-1]}).")
     hyperparameters = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items()
                        if key not in RETIRED_HYPERPARAMETERS}
-    model = model_class(name)(**hyperparameters)
+    try:  # the constructor checks them as it would a user's arguments
+        model = model_class(name)(**hyperparameters)
+    except ArgumentError as err:
+        raise UserError(f"checkpoint {path} holds hyperparameters its {name} model does not allow: {err}") from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:

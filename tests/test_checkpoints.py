@@ -68,6 +68,15 @@ def test_old_classifier_checkpoint_loads():
     assert datamodule_for(checkpoint).normalize == "standard"
 
 
+def test_hyperparameters_are_checked_as_they_load(tmp_path):
+    checkpoint = torch.load(OLD / "old_dense.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["lr"] = -1.0
+    torch.save(checkpoint, tmp_path / "edited.ckpt")
+    with pytest.raises(UserError, match=r"edited.ckpt holds hyperparameters its dense model does not allow: "
+                                        r"DenseClassifier\(lr=-1.0\): lr must be above 0."):
+        load_model(tmp_path / "edited.ckpt")
+
+
 def test_old_gan_checkpoint_with_its_evaluator_hyperparameters_loads():
     checkpoint = torch.load(OLD / "old_gan.ckpt", weights_only=True)
     assert {"evaluator_checkpoint", "quality_samples"} <= set(checkpoint["hyper_parameters"])

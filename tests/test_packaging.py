@@ -1,4 +1,5 @@
-"""Packaging: the wheel carries the shipped configs, and a missing config says how to get one."""
+"""Packaging: the wheel carries the shipped configs and the py.typed marker, and a missing
+config says how to get one."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def test_wheel_holds_every_module_and_the_configs(tmp_path):
     # every module of the source tree, subpackages included
     modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "mnist_pl").rglob("*.py")}
     assert modules <= set(names), sorted(modules - set(names))
+    assert "mnist_pl/py.typed" in names  # type checkers read the package's hints (PEP 561)
     shipped = {path.name: path.read_bytes() for path in (ROOT / "configs").glob("*.yaml")}
     assert {"dense.yaml", "cnn.yaml", "gan.yaml"} <= set(shipped)  # and any other shipped config
     assert packed == shipped
