@@ -19,7 +19,8 @@ from .augment import random_affine, random_erasing, random_flip
 from .ema import update_moving_average
 from .errors import ArgumentValueError
 from .module import MNISTModule
-from .nets import MLP, ActivationName, ConvNet, Exportable, PixelsToProbabilities
+from .exportable import Exportable, PixelsToProbabilities
+from .nets import MLP, ActivationName, ConvNet
 from .optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, can_fuse
 from .rules import arguments_of, at_least, between, check_arguments, positive
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
-from .nets import Exportable
+from .exportable import Exportable
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18

@@ -23,7 +23,8 @@ from .clusters import kmeans, nearest_centre
 from .ema import update_moving_average
 from .errors import ArgumentValueError, UserError
 from .module import MNISTModule
-from .nets import IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Exportable, Generator, NoiseToPixels
+from .exportable import Exportable, NoiseToPixels
+from .nets import IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
 from .optim import build_optimizer
 from .rules import Length, Seed, at_least, between, check_arguments, positive
 

@@ -8,7 +8,6 @@ class with its noise and the discriminator judge an image together with its clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import torch
@@ -284,40 +283,3 @@ def init_dcgan(module: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-
-
-# ---------------------------------------------------------------------------- for use outside mnist-pl
-
-
-class PixelsToProbabilities(nn.Module):
-    """A classifier network with its input normalisation and softmax built in: raw images
-    [N, 28, 28] of uint8 (0-255, a light digit on black, as in MNIST's files) -> probabilities."""
-
-    def __init__(self, net: nn.Module, mean: float, std: float):
-        super().__init__()
-        self.net, self.mean, self.std = net, float(mean), float(std)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        normalised = (images.float() / 255 - self.mean) / self.std
-        return self.net(normalised[:, None]).softmax(-1)
-
-
-class NoiseToPixels(nn.Module):
-    """A generator whose images are mapped from its training normalisation back to [0, 1]."""
-
-    def __init__(self, generator: nn.Module, mean: float, std: float):
-        super().__init__()
-        self.generator, self.mean, self.std = generator, float(mean), float(std)
-
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.generator(noise, labels) * self.std + self.mean).clamp(0, 1)
-
-
-@dataclass
-class Exportable:
-    """A network ready to be written as ONNX or TorchScript (see mnist_pl.export)."""
-
-    module: nn.Module  # in eval mode, on the CPU
-    inputs: dict[str, torch.Tensor]  # name -> an example batch; the first axis is the batch
-    output: str  # the output's name
-    metadata: dict[str, str] = field(default_factory=dict)  # what the inputs and output hold
