@@ -207,6 +207,58 @@ def test_training_order_resumes_mid_epoch_where_it_stopped(idx_dir):
     assert [b.tolist() for b in resumed.batch_sampler] == [b.tolist() for b in full], "the next pass is whole"
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ddp_batches_are_index_tensors_as_batch_sampler_cuts_them(idx_dir, drop_last):
+    # under DDP the training order is a DistributedSampler's: its batches as one tensor an epoch,
+    # cut exactly as BatchSampler cuts its lists (288 images, 144 a process: 4 batches of 40, 24 left)
+    from torch.utils.data import BatchSampler, DistributedSampler
+
+    from mnist_pl.data import IndexBatches
+
+    dm = MNISTDataModule(data_dir=str(idx_dir))
+    dm.setup("fit")
+    for rank in (0, 1):
+        sampler = DistributedSampler(dm.train_set, num_replicas=2, rank=rank, shuffle=True, seed=7)
+        sampler.set_epoch(3)
+        batches = list(IndexBatches(sampler, 40, drop_last))
+        expected = list(BatchSampler(sampler, 40, drop_last))
+        assert [b.tolist() for b in batches] == expected and len(expected) == (3 if drop_last else 4)
+        assert all(isinstance(b, torch.Tensor) and b.dtype == torch.long for b in batches)
+
+
+def test_lightning_puts_its_ddp_sampler_into_the_index_batches(idx_dir):
+    # what Lightning does to the training loader under DDP (lightning's data connector), by hand:
+    # the loader made under its argument recorder, then re-made around a DistributedSampler
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+
+    from mnist_pl.data import IndexBatches
+
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=64)
+    dm.setup("fit")
+    dm.drop_last = True
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        loader = dm.train_dataloader()
+    sampler = DistributedSampler(dm.train_set, num_replicas=2, rank=1, shuffle=True, seed=0)
+    remade = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+    batches = remade.batch_sampler
+    assert isinstance(batches, IndexBatches) and batches.sampler is sampler
+    assert (batches.batch_size, batches.drop_last, batches.device) == (64, True, torch.device("cpu"))
+    assert [b.tolist() for b in batches] == list(BatchSampler(sampler, 64, drop_last=True))
+    assert sum(len(labels) for _, labels in remade) == 128  # 144 images on this process, 2 full batches
+
+
+def test_compiled_training_can_leave_out_the_last_smaller_batch(idx_dir):
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=50)
+    dm.setup("fit")
+    assert [len(b) for b in dm.train_dataloader().batch_sampler] == [50] * 5 + [38]
+    dm.drop_last = True
+    assert [len(b) for b in dm.train_dataloader().batch_sampler] == [50] * 5
+    assert [len(b) for b in dm.val_dataloader().batch_sampler] == [32], "evaluation keeps every image"
+
+
 def test_evaluation_batches_are_in_stored_order(idx_dir):
     dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=50)
     dm.setup("test")
