@@ -1,8 +1,11 @@
-"""The Trainer's callbacks: mnist-pl's progress bar, random-state saving, checkpoints, and
-sample quality scored during training. build_trainer (mnist_pl.training) puts them together."""
+"""The Trainer's callbacks: mnist-pl's progress bar, random-state saving, checkpoints, compiled
+training, and sample quality scored during training. build_trainer (mnist_pl.training) puts them
+together."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from .checkpoints import load_evaluator
+from .compiling import compile_mode, compile_model, compile_seconds_since, eager_networks
 from .errors import UserError
 from .module import MNISTModule
 from .quality import Evaluator, sample_quality
@@ -103,6 +107,56 @@ def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
     return EpochCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
                            filename=f"epoch{{epoch:03d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}", **common)
 
+
+
+class CompiledTraining(L.Callback):
+    """torch.compile the model's trainable networks for its training steps (a config's `compile`).
+
+    Each network is compiled for the one job that repeats, the training step, and nothing else:
+    they are compiled when training starts, so Lightning's model summary (a batch of one) and
+    its sanity check (inference mode) run before, eager; validation and test run them eager too
+    (each would compile graphs of its own, for a few batches an epoch). Training batches are cut
+    to full ones (the data module's `drop_last`, where it has one), so that a network sees a
+    single batch shape and is compiled once, for that static shape.
+
+    Args:
+        setting: true (the device's best mode: "reduce-overhead", CUDA graphs, on a GPU), or a
+            torch.compile mode name (see mnist_pl.compiling.compile_mode).
+    """
+
+    def __init__(self, setting: bool | str = True):
+        compile_mode(setting, torch.device("cpu"))  # a wrong mode name fails now, before any run starts
+        self.setting = setting
+        self.compiled: list[str] = []  # the networks compiled, once training has started
+        self._started: float | None = None  # when training started (time.time())
+        self._eager = contextlib.ExitStack()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and hasattr(trainer.datamodule, "drop_last"):
+            trainer.datamodule.drop_last = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._started is None:
+            self._started = time.time()
+            mode = compile_mode(self.setting, trainer.strategy.root_device)
+            self.compiled = compile_model(pl_module, mode) if mode is not None else []
+
+    def compile_seconds(self) -> float:
+        """Seconds spent compiling this run's graphs so far (torch.compile's own account; on a GPU
+        without the CUDA graphs' recording, which happens as they first run)."""
+        return compile_seconds_since(self._started) if self._started is not None else 0.0
+
+    def _run_eager(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._eager.enter_context(eager_networks(pl_module))
+
+    def _compiled_again(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._eager.close()
+
+    on_validation_start = on_test_start = on_predict_start = _run_eager
+    on_validation_end = on_test_end = on_predict_end = _compiled_again
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._eager.close()
 
 
 class SampleQuality(L.Callback):

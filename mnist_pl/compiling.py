@@ -37,8 +37,8 @@ def compile_model(model: nn.Module, mode: str = "default") -> list[str]:
 
     Module.compile keeps the module and its parameters as they are, so checkpoints keep their keys
     and load into a compiled or an uncompiled model alike. Networks without trainable weights (the
-    GAN's moving average, metrics) run a few times an epoch: compiling them would cost more than it
-    saves.
+    moving averages, metrics) run a few times an epoch: compiling them would cost more than it
+    saves. Training runs call this through callbacks.CompiledTraining, which picks when.
     """
     compiled = []
     for name, module in model.named_children():
@@ -64,3 +64,12 @@ def eager_networks(model: nn.Module) -> Iterator[None]:
     finally:
         for module, call in compiled.items():
             module._compiled_call_impl = call
+
+
+def compile_seconds_since(started: float) -> float:
+    """Seconds torch.compile spent compiling the graphs whose compilation began after `started`
+    (a time.time()): dynamo's, AOTAutograd's and the backend's work, forward and backward."""
+    from torch._dynamo.utils import get_compilation_metrics
+
+    return sum(m.entire_frame_compile_time_s or 0.0 for m in get_compilation_metrics()
+               if m.start_time is not None and m.start_time >= started)

@@ -18,9 +18,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import SimpleProfiler
 
-from .callbacks import BestValidation, LastEveryNSteps, ProgressBar, RandomState, SampleQuality, best_checkpoint_callback
+from .callbacks import (BestValidation, CompiledTraining, LastEveryNSteps, ProgressBar, RandomState, SampleQuality,
+                        best_checkpoint_callback)
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
-from .compiling import compile_mode, compile_model
 from .config import MODELS, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
@@ -167,16 +167,14 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
                if config["quality"].get("evaluator_checkpoint") else None)
     best_validation = (BestValidation(model.checkpoint_monitor, model.checkpoint_mode)
                        if model.checkpoint_monitor is not None else None)
+    compiled = CompiledTraining(config["compile"]) if config["compile"] else None
     trainer_args = dict(config["trainer"])
     trainer_args["enable_progress_bar"] = progress_bar and trainer_args.get("enable_progress_bar", True) is not False
-    extra_callbacks = [c for c in (quality, best_validation) if c is not None] + callbacks
+    extra_callbacks = [c for c in (quality, best_validation, compiled) if c is not None] + callbacks
     trainer = built("Trainer", "trainer", config, sources, lambda: build_trainer(
         model, [logger, *loggers] if loggers else logger, config["checkpoint_every_n_steps"], profiler=profiler,
         extra_callbacks=extra_callbacks, **trainer_args))
     cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
-    mode = compile_mode(config["compile"], trainer.strategy.root_device)
-    if mode is not None:
-        compile_model(model, mode)
     if run_dir is not None and trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -210,6 +208,8 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     if profiler is not None:
         results["profile"] = str(run_dir / "fit-profile.txt")
     results["seconds"] = round(time.time() - started, 1)
+    if compiled is not None:  # (inside "seconds")
+        results["compile_seconds"] = round(compiled.compile_seconds(), 1)
     results["tensorboard"] = f"tensorboard --logdir {run_dir}" if run_dir else None
     if run_dir is not None and trainer.is_global_zero:
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -85,3 +85,59 @@ def test_compiled_training_tests_checkpoints_resumes_and_matches_eager(model, id
     events = EventAccumulator(compiled["run_dir"])
     events.Reload()
     assert events.Tags()["graph"], "the TensorBoard graph of the uncompiled network"
+
+
+# graphs dynamo compiles in a 2-epoch compiled run, and how many of those compiles are recompiles:
+#   dense, cnn: one graph of the network's training step. Nothing is compiled for the model
+#     summary, the sanity check, validation or test (they run eager), and the last, smaller batch
+#     of each epoch is left out, so no second batch shape makes a second (dynamic) graph.
+#   gan: the generator once; the discriminator twice, once for its own step (gradients for its
+#     weights, none for its inputs) and once for the generator's step (gradients through its
+#     input, its weights frozen by toggled_optimizer): two jobs, two graphs, the second one a
+#     recompile of the first. Nothing more over two epochs: toggling requires_grad back and forth
+#     picks between the two, and stays far below dynamo's recompile limit (8).
+EXPECTED_COMPILES = {"dense": (1, 0), "cnn": (1, 0), "gan": (3, 1)}  # (graphs, of which recompiles)
+TINY = {"dense": ["--set", "model.hidden_sizes=[16]"],
+        "cnn": ["--set", "model.channels=[4]", "--set", "model.hidden_size=8"],
+        "gan": ["--set", "model.generator_channels=[8, 4]", "--set", "model.discriminator_channels=[4, 8]"]}
+
+
+@pytest.fixture(scope="module")
+def uneven_idx_dir(tmp_path_factory):
+    from conftest import make_idx_folder
+
+    # 330 images: 297 to train on, 9 batches of 32 and 9 images left over
+    return make_idx_folder(tmp_path_factory.mktemp("uneven"), n_train=330)
+
+
+@pytest.mark.slow  # 15-40 s a model on 2 cores, most of it Lightning's start and the CPU training
+@pytest.mark.parametrize("model", list(EXPECTED_COMPILES))
+def test_compiled_training_compiles_each_graph_once(model, uneven_idx_dir, tmp_path, monkeypatch):
+    import torch._dynamo
+    from torch._dynamo.utils import clear_compilation_metrics, counters, get_compilation_metrics
+
+    # Which graphs dynamo makes, and when it recompiles, is decided by its guards before any
+    # backend sees a graph: the "eager" backend counts the same graphs as inductor, in seconds
+    # instead of minutes (test_compiled_training_tests_checkpoints_resumes_and_matches_eager
+    # runs the real compiler)
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **_: compile_module(self, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    clear_compilation_metrics()
+    try:
+        assert main(["train", "--model", model, "--data-dir", str(uneven_idx_dir), "--logdir", str(tmp_path),
+                     "--accelerator", "cpu", "--batch-size", "32", "--max-epochs", "2", "--compile",
+                     *TINY[model]]) == 0
+        compiles = [m for m in get_compilation_metrics() if m.co_name == "forward"]
+        graphs, recompiles = EXPECTED_COMPILES[model]
+        assert len(compiles) == counters["frames"]["ok"] == counters["stats"]["unique_graphs"] == graphs, \
+            [(m.compile_id, m.recompile_reason) for m in get_compilation_metrics()]
+        assert sum(m.recompile_reason is not None for m in compiles) == recompiles
+        assert not counters["graph_break"], dict(counters["graph_break"])
+        assert all(m.shape_env_guard_count == 0 for m in compiles), "static shapes only"
+    finally:
+        torch._dynamo.reset()
+    results = json.loads((tmp_path / model / "version_0" / "results.json").read_text())
+    assert results["global_step"] == 2 * 9, "the 9 images left over make no batch"
+    assert 0 < results["compile_seconds"] < results["seconds"]

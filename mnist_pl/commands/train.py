@@ -100,7 +100,8 @@ def format_results(results: dict[str, Any]) -> str:
     """The summary printed at the end of a run."""
     epochs = f"{results['epochs']} epoch{'' if results['epochs'] == 1 else 's'}"
     lines = [f"Model:            {results['model']} on {results['dataset']} ({epochs}, "
-             f"{results['global_step']} steps, {results['seconds']} s)"]
+             f"{results['global_step']} steps, {results['seconds']} s"
+             + (f", {results['compile_seconds']} s of it compiling" if "compile_seconds" in results else "") + ")"]
     for key, value in results.get("test", {}).items():
         lines.append(f"{key + ':':<18}{value:.4f}")
     best = results.get("best_validation")
