@@ -279,7 +279,9 @@ class ImageClassifier(MNISTModule):
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.max_steps > 0 or getattr(datamodule, "train_set", None) is None:
             return int(trainer.estimated_stepping_batches)
-        batches = math.ceil(len(datamodule.train_set) / (datamodule.batch_size * trainer.world_size))
+        images = math.ceil(len(datamodule.train_set) / trainer.world_size)  # a process's share under DDP
+        cut = math.floor if getattr(datamodule, "drop_last", False) else math.ceil  # the last smaller batch
+        batches = cut(images / datamodule.batch_size)
         limit = trainer.limit_train_batches
         batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
         return math.ceil(batches / trainer.accumulate_grad_batches) * trainer.max_epochs
