@@ -11,7 +11,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from .errors import UserError
 from .gan import GAN
-from .nets import Discriminator, Generator
+from .nets import DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
 
 GRAPH_FORMATS = ("png", "svg", "pdf")
 
@@ -22,8 +22,8 @@ class GeneratorThenDiscriminator(L.LightningModule):
 
     def __init__(self, gan: GAN):
         super().__init__()
-        self.generator: Generator = gan.generator
-        self.discriminator: Discriminator = gan.discriminator
+        self.generator: Generator | DCGANGenerator = gan.generator
+        self.discriminator: Discriminator | DCGANDiscriminator = gan.discriminator
         self.example_input_array = gan.example_input_array
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

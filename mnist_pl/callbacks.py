@@ -31,8 +31,9 @@ class ProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        if hasattr(pl_module, "running_metrics"):
-            items.update({key: f"{value:.3f}" for key, value in pl_module.running_metrics().items()})
+        running_metrics = getattr(pl_module, "running_metrics", None)
+        if running_metrics is not None:
+            items.update({key: f"{value:.3f}" for key, value in running_metrics().items()})
         return items
 
 
@@ -41,7 +42,7 @@ class RandomState(L.Callback):
     dropout and augmentation after a resume draw what the uninterrupted run would have."""
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"torch": torch.get_rng_state()}
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
@@ -88,7 +89,7 @@ class LastEveryNSteps(L.Callback):
         step = trainer.global_step
         if step % self.n or not step:  # first, the cheap test: this runs after every step
             return
-        folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
         if folder:
             # the steps logged so far reach the disk with the checkpoint: a run resumed from it
             # continues TensorBoard's curves without a gap where buffered events were lost
@@ -100,7 +101,7 @@ class LastEveryNSteps(L.Callback):
 def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
     """Keeps last.ckpt and the best checkpoint by the model's `checkpoint_monitor`, named after
     its value (epoch011-val_acc0.9975.ckpt); a model without one gets epoch-named checkpoints."""
-    common = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
+    common: dict[str, Any] = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
     monitor = model.checkpoint_monitor
     if monitor is None:
         return EpochCheckpoint(filename="epoch{epoch:03d}", **common)
@@ -213,8 +214,9 @@ class SampleQuality(L.Callback):
         if self.evaluator is None or not self._real:
             return
         real, self._real = torch.cat(self._real), []
-        labels = pl_module.make_labels(self.num_samples)
-        images = pl_module.sample(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
+        model: Any = pl_module  # draws samples as the GAN does (checked by on_fit_start)
+        labels = model.make_labels(self.num_samples)
+        images = model.sample(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
         quality = sample_quality(self.evaluator, images, real=real, labels=labels)
         self.last_quality = quality
         pl_module.log_dict({f"quality/{k}": float(v) for k, v in quality.items() if not isinstance(v, list)})

@@ -82,6 +82,7 @@ class ImageClassifier(MNISTModule):
     checkpoint_mode = "max"
 
     net: nn.Module
+    ema_steps: torch.Tensor  # a buffer, made by set_net when ema_decay > 0
 
     def __init__(self, optimizer: OptimizerName = "adam", lr: LearningRate = 1e-3,
                  weight_decay: WeightDecay = 0.0, momentum: Momentum = 0.9, scheduler: SchedulerName = "none",
@@ -161,7 +162,7 @@ class ImageClassifier(MNISTModule):
             correct = (logits.argmax(1) == labels).sum()
             self._train_sums += torch.stack([loss * len(labels), correct.to(loss.dtype)])
         self._train_images += len(labels)
-        every = self.trainer.log_every_n_steps
+        every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning, not in its hints
         if every > 0 and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", loss)
         return loss
@@ -212,7 +213,7 @@ class ImageClassifier(MNISTModule):
         """
         confidence, predicted = logits.detach().softmax(-1).max(1)
         confidence = torch.where(predicted == labels, torch.full_like(confidence, -1.0), confidence)
-        batch = (images.detach(), labels, predicted, confidence)
+        batch: tuple[torch.Tensor, ...] = (images.detach(), labels, predicted, confidence)
         if self._mistakes is not None:
             batch = tuple(torch.cat([kept, new]) for kept, new in zip(self._mistakes, batch))
         top = batch[3].topk(min(self.MISTAKES_SHOWN, len(batch[3]))).indices
@@ -226,7 +227,7 @@ class ImageClassifier(MNISTModule):
         mistakes, self._mistakes = self._mistakes, None
         if not self.trainer.is_global_zero:  # with several devices, the first one's mistakes are shown
             return
-        experiment = self.logger.experiment
+        experiment = self.logger.experiment  # type: ignore[union-attr]  # a TensorBoardLogger (_figures_due)
         from .plots import confusion_matrix_figure, misclassified_figure
 
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -277,14 +278,14 @@ class ImageClassifier(MNISTModule):
         """
         trainer = self.trainer
         datamodule = getattr(trainer, "datamodule", None)
-        if trainer.max_steps > 0 or getattr(datamodule, "train_set", None) is None:
+        if trainer.max_steps > 0 or datamodule is None or getattr(datamodule, "train_set", None) is None:
             return int(trainer.estimated_stepping_batches)
         images = math.ceil(len(datamodule.train_set) / trainer.world_size)  # a process's share under DDP
         cut = math.floor if getattr(datamodule, "drop_last", False) else math.ceil  # the last smaller batch
         batches = cut(images / datamodule.batch_size)
-        limit = trainer.limit_train_batches
+        limit = trainer.limit_train_batches if trainer.limit_train_batches is not None else 1.0
         batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-        return math.ceil(batches / trainer.accumulate_grad_batches) * trainer.max_epochs
+        return math.ceil(batches / trainer.accumulate_grad_batches) * (trainer.max_epochs or 1)
 
 
 class DenseClassifier(ImageClassifier):

@@ -152,7 +152,8 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
 
 def key_rules(model: str) -> dict[str, tuple[Any, tuple[Any, ...]]]:
     """(type hint, rules beyond it) of every config key of `model`, read off the classes that take them."""
-    classes = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer, "quality": SampleQuality}
+    classes: dict[str, type] = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer,
+                                "quality": SampleQuality}
     found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, ()) for k, hint in TOP_LEVEL_TYPES.items()}
     for section, cls in classes.items():
         hints = argument_hints(cls)

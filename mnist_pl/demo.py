@@ -102,7 +102,7 @@ def read_digit(classifier: DemoClassifier, drawing: dict[str, Any] | Image.Image
     seen = Image.fromarray(pixels.mul(255).add(0.5).clamp(0, 255).byte().numpy())
     return (f"Prediction: {classifier.classes[best]} ({probabilities[best]:.1%})",
             dict(zip(classifier.classes, probabilities.tolist())),
-            seen.resize((28 * SEEN_ZOOM, 28 * SEEN_ZOOM), Image.NEAREST))
+            seen.resize((28 * SEEN_ZOOM, 28 * SEEN_ZOOM), Image.Resampling.NEAREST))
 
 
 def parse_digit(choice: str | int | None) -> int | None:

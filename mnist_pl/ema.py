@@ -65,8 +65,8 @@ def update_moving_average(average: nn.Module, live: nn.Module, steps: torch.Tens
         lists = moving[value.dtype] if value.is_floating_point() else copied
         lists[0].append(averaged)
         lists[1].append(value)
-    for dtype, (averaged, values) in moving.items():
-        torch._foreach_lerp_(averaged, values, new_value_weight(step, decay, dtype))
+    for dtype, (averages, values) in moving.items():
+        torch._foreach_lerp_(averages, values, new_value_weight(step, decay, dtype))
     if copied[0]:
         torch._foreach_copy_(*copied)
     steps += 1

@@ -9,7 +9,7 @@ import logging
 import platform
 import re
 import warnings
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def keep_freed_memory() -> bool:
@@ -37,7 +37,7 @@ _CHATTER = re.compile(r"^\s*((GPU|TPU|HPU|IPU) available:|LOCAL_RANK: \d+ - |`Tr
                       r"|Tip:.*(litlogger|litmodels)")
 # warnings that are Lightning's and torch's business, or wrong for mnist-pl: its classifiers and
 # GAN log their step losses every log_every_n_steps steps across epochs, however short an epoch
-_IGNORED_WARNINGS = [
+_IGNORED_WARNINGS: list[dict[str, Any]] = [
     dict(message=r"The number of training batches \(\d+\) is smaller than the logging interval"),
     *(dict(category=category, module=module) for category in (DeprecationWarning, FutureWarning)
       for module in (r"lightning(_fabric|_utilities)?\.", r"torch\.", r"torchmetrics\.")),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 import torchvision
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 from .augment import random_affine
@@ -84,6 +85,15 @@ class GAN(MNISTModule):
     data_normalize = "symmetric"  # the range of the generator's Tanh
     ddp_find_unused_parameters = True  # each of its two steps leaves the other network without gradients
 
+    generator: Generator | DCGANGenerator
+    generator_ema: Generator | DCGANGenerator
+    discriminator: Discriminator | DCGANDiscriminator
+    # buffers (register_buffer), declared here for type checkers
+    cluster_centres: torch.Tensor | None
+    ema_steps: torch.Tensor
+    fixed_noise: torch.Tensor
+    fixed_labels: torch.Tensor | None
+
     def __init__(self, arch: Literal["fc", "dcgan"] = "dcgan", conditional: bool = False,
                  num_classes: Annotated[int, at_least(2)] = 10, latent_dim: Annotated[int, at_least(1)] = 64,
                  generator_channels: Annotated[Sequence[int], at_least(1), Length(2, "7x7 and 14x14 feature maps")]
@@ -115,8 +125,8 @@ class GAN(MNISTModule):
         self.automatic_optimization = False
         classes = num_classes if conditional else clusters
         if arch == "dcgan":
-            self.generator: nn.Module = DCGANGenerator(latent_dim, generator_channels, classes, bool(clusters))
-            self.discriminator: nn.Module = DCGANDiscriminator(discriminator_channels, classes,
+            self.generator = DCGANGenerator(latent_dim, generator_channels, classes, bool(clusters))
+            self.discriminator = DCGANDiscriminator(discriminator_channels, classes,
                                                                spectral_norm, minibatch_std)
         else:
             self.generator = Generator(latent_dim, generator_hidden, classes, bool(clusters))
@@ -212,7 +222,7 @@ class GAN(MNISTModule):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         if self.cluster_centres is not None and not self.cluster_centres.any():  # not restored from a checkpoint
-            train_set = getattr(self.trainer.datamodule, "train_set", None)
+            train_set = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
             if train_set is None:
                 raise UserError("model.clusters needs the training images: train with an MNISTDataModule.")
             self.fit_clusters(train_set.normalised_images())
@@ -223,14 +233,19 @@ class GAN(MNISTModule):
         make the generators read each cluster from the noise in its share of them."""
         points = images.to(self.device).flatten(1).float()
         centres, assigned = kmeans(points, self.hparams.clusters, seed=self.hparams.sample_seed or 0)
-        self.cluster_centres.copy_(centres)
+        self._centres().copy_(centres)
         shares = torch.bincount(assigned, minlength=len(centres)).float() / len(points)
         for generator in (self.generator, self.generator_ema):
             generator.set_class_shares(shares)
 
     def cluster_of(self, images: torch.Tensor) -> torch.Tensor:
         """The cluster of each image [N, 1, 28, 28]: the index of its nearest centre."""
-        return nearest_centre(images.flatten(1).float(), self.cluster_centres)
+        return nearest_centre(images.flatten(1).float(), self._centres())
+
+    def _centres(self) -> torch.Tensor:
+        if self.cluster_centres is None:
+            raise ValueError("this GAN has no clusters: build it with clusters > 0")
+        return self.cluster_centres
 
     def on_train_epoch_start(self) -> None:
         # image-weighted sums of loss_d, loss_g, D(x) and D(G(z)), and their image count, this epoch
@@ -238,10 +253,12 @@ class GAN(MNISTModule):
         self._train_images = 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, real_labels = batch
-        every = self.trainer.log_every_n_steps  # (read before the steps below count this batch)
+        real = batch[0]
+        real_labels: torch.Tensor | None = batch[1]
+        fake_labels: torch.Tensor | None
+        every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # (read before this batch counts)
         log_step = every > 0 and (self.global_step + 1) % every == 0
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = cast("list[LightningOptimizer]", self.optimizers())
         n = real.shape[0]
         noise = torch.randn(n, self.hparams.latent_dim, device=self.device)
         if self.hparams.conditional:

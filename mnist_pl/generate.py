@@ -76,8 +76,9 @@ def grid_picture(images: torch.Tensor, nrow: int = 8) -> Image.Image:
 def sample_layout(gan: GAN, images: torch.Tensor, digit: int | None) -> tuple[torch.Tensor, int]:
     """Samples laid out for a picture, and the row length: one row per digit when a conditional
     GAN drew every class in turn (as the run's samples.png), else 8 to a row."""
-    if gan.hparams.conditional and digit is None:
-        return class_rows(images, gan.make_labels(len(images)), gan.hparams.num_classes)
+    labels = gan.make_labels(len(images)) if digit is None else None  # None: unconditional
+    if labels is not None:
+        return class_rows(images, labels, gan.hparams.num_classes)
     return images, 8
 
 

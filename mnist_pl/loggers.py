@@ -9,8 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
+from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .compiling import eager_networks
@@ -28,7 +28,8 @@ class GraphLogger(TensorBoardLogger):
         super().__init__(*args, **kwargs)
         self._graph_logged = False
 
-    def log_graph(self, model: L.LightningModule, input_array: torch.Tensor | None = None) -> None:
+    def log_graph(self, model: LightningModule,  # type: ignore[override]  # as Lightning's own logger narrows it
+                  input_array: torch.Tensor | None = None) -> None:
         if self._graph_logged:  # trainer.test after trainer.fit would log it a second time
             return
         was_training = model.training

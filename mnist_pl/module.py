@@ -9,9 +9,10 @@ register its name in registry.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
+from lightning.fabric.utilities.data import AttributeDict
 
 from .data import Normalization
 from .errors import UserError
@@ -38,6 +39,11 @@ class MNISTModule(L.LightningModule):
     checkpoint_mode: str = "max"
     data_normalize: Normalization | None = None
     ddp_find_unused_parameters: bool = False
+
+    @property
+    def hparams(self) -> AttributeDict:
+        """The constructor's arguments (save_hyperparameters), read as attributes: hparams.lr."""
+        return cast(AttributeDict, super().hparams)
 
     def check_datamodule(self, datamodule: object) -> None:
         """A UserError if `datamodule` scales its images otherwise than `data_normalize` asks."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, get_args
+from typing import Any, Callable, Iterable, Literal, get_args
 
 import torch
 
@@ -10,7 +10,7 @@ import torch
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"]
 SchedulerName = Literal["none", "step", "cosine", "onecycle"]
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -58,6 +58,7 @@ def build_scheduler(name: SchedulerName, optimizer: torch.optim.Optimizer, total
     if name == "step":
         return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma),
                 "interval": "epoch"}
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     if name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     else:

@@ -66,6 +66,7 @@ class Range:
         for v in values:
             if not isinstance(v, numbers.Real) or isinstance(v, bool) or v in self.also:
                 continue
+            v = float(v)
             if not math.isfinite(v):
                 return f"{must} a finite number {self.describe()}"
             too_low = self.low is not None and (v <= self.low if self.low_open else v < self.low)
@@ -268,13 +269,14 @@ def is_wrong_type(value: Any, hint: Any) -> bool:
 
 def _parameters(cls: type) -> list[str]:
     """The named arguments of `cls.__init__` itself (not of its bases)."""
-    return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+    return [name for name, p in inspect.signature(vars(cls)["__init__"]).parameters.items()
             if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
 
 def _hints(klass: type) -> dict[str, Any]:
+    """The type hints of `klass`'s own __init__ (Annotated kept)."""
     try:
-        return typing.get_type_hints(klass.__init__, include_extras=True)
+        return typing.get_type_hints(vars(klass)["__init__"], include_extras=True)
     except Exception:  # a hint that cannot be resolved here checks nothing
         return {}
 
