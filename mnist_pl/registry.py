@@ -15,6 +15,8 @@ from typing import Any
 # the shipped configs, inside the package so that an installed wheel has them too (`configs/` at
 # the top of the repository is a symlink to this folder)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# the shipped search spaces of `mnist-pl sweep` (see space.py), beside the configs for the same reason
+SPACE_DIR = Path(__file__).resolve().parent / "spaces"
 
 MODEL_CLASSES: dict[str, str] = {
     "dense": "mnist_pl.classifier:DenseClassifier",
