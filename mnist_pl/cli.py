@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any, NoReturn, Sequence
 
-from .commands import classifiers, data, deploy, gans, models, train
+from .commands import classifiers, data, deploy, gans, models, sweep, train
 from .commands.flags import resolve_checkpoint_flags
 from .errors import UserError
 from .rules import did_you_mean
@@ -23,7 +23,7 @@ from .rules import did_you_mean
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 # in the order `--help` lists their commands
-COMMAND_MODULES = (train, data, models, classifiers, gans, deploy)
+COMMAND_MODULES = (train, sweep, data, models, classifiers, gans, deploy)
 
 
 class Parser(argparse.ArgumentParser):

@@ -198,7 +198,7 @@ def _pruner(name: str, trials: int, max_epochs: int) -> optuna.pruners.BasePrune
 
 def load_study(settings: SweepSettings, storage: RDBStorage | None = None) -> optuna.Study:
     """The study of `settings` (made if new); a study made by a different sweep is refused."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # mnist-pl says how each trial ended itself
     storage = storage or open_storage(settings.storage)
     study = optuna.create_study(
         storage=storage, study_name=settings.study, load_if_exists=True,
@@ -377,7 +377,8 @@ class TrialReport(BestValidation):
                                   "(a learning rate too high?)")
         super().on_validation_end(trainer, pl_module)
         self.trial.report(float(metrics[self.monitor]), epoch)
-        if self.trial.should_prune():
+        last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs - 1
+        if not last_epoch and self.trial.should_prune():  # after the last epoch there is nothing to save
             self.pruned_at = epoch
             trainer.should_stop = True
 
@@ -405,12 +406,13 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings, worker: dict[str, An
     """One trial: train() with the trial's values, continuing the trial it retries (if any)
     from that trial's last.ckpt; the best validation value of the metric."""
     values = {d.key: d.suggest(trial) for d in settings.space.dimensions}
-    continued = trial.system_attrs.get("failed_trial")  # the first trial of those it continues
-    trial_dir = Path(trial.user_attrs.get("trial_dir") or settings.study_dir / f"trial_{trial.number:04d}")
+    # the first of the trials this one continues (see RetryHeartbeatStaleTrialCallback)
+    continued = trial.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+    trial_dir = Path(trial.user_attrs.get("trial_dir") or (settings.study_dir / f"trial_{trial.number:04d}").resolve())
     resume = last_checkpoint(trial_dir, settings.model) if continued is not None else None
     if continued is not None and resume is None:
         # the dead worker saved nothing here (or it ran on another machine): start afresh
-        trial_dir = settings.study_dir / f"trial_{trial.number:04d}"
+        trial_dir = (settings.study_dir / f"trial_{trial.number:04d}").resolve()
     trial.set_user_attr("trial_dir", str(trial_dir))
     trial.set_user_attr("worker", worker)
     shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
@@ -525,7 +527,7 @@ def run_workers(settings: SweepSettings, workers: int) -> int:
 
 def worker_main(settings_json: str, name: str) -> int:
     """A worker process of `run_workers`: its trials; exit status 2 after a user mistake."""
-    from .training import keep_freed_memory
+    from .environment import keep_freed_memory
 
     keep_freed_memory()
     try:

@@ -131,12 +131,22 @@ def draw_pictures(study: optuna.Study, settings: SweepSettings) -> dict[str, str
         if name == "importances.png" and len(complete) < 2:
             skipped[name] = "needs two complete trials"
             continue
+        if name == "history.png" and not complete:
+            skipped[name] = "no complete trial"
+            continue
+        if name == "curves.png" and not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+            skipped[name] = "no trial reached the end of an epoch"
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 kwargs = {"target_name": settings.metric} if name != "curves.png" else {}
                 axes = getattr(plots, function)(study, **kwargs)
-            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+            axes = axes.flat[0] if hasattr(axes, "flat") else axes
+            if name == "curves.png":
+                axes.set_xlabel("epoch")
+                axes.set_ylabel(f"{settings.metric} (validation)")
+            figure = axes.figure
             figure.set_size_inches(8, 5)
             figure.tight_layout()
             figure.savefig(settings.study_dir / name, dpi=100)

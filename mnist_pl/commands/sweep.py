@@ -1,0 +1,107 @@
+"""`sweep`: search config values with Optuna, each trial an ordinary training run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .flags import Subcommands, add_command, add_model_flags, with_config_default
+from .train import FLAG_KEYS
+
+# the train flags a sweep takes (the others, such as --lr, are what a space searches)
+SWEEP_FLAGS = ("dataset", "data_dir", "max_epochs", "accelerator", "devices", "precision", "seed", "logdir")
+
+
+def at_least_one(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def add_commands(sub: Subcommands) -> None:
+    from ..registry import SPACE_DIR
+
+    spaces = ", ".join(sorted(p.stem for p in SPACE_DIR.glob("*.yaml")))
+    p = add_command(sub, "sweep", _sweep, help="search config values with Optuna: many training runs, pruned, resumable",
+                    description="Search config values (a space of ranges and choices) with Optuna: each trial "
+                                "is a training run under LOGDIR/sweeps/STUDY/, judged by its best validation "
+                                "value, weak ones stopped early. Run the same command again to continue a "
+                                "sweep (interrupted trials continue from their checkpoints); run it on several "
+                                "machines with one --storage to share the trials. See docs/sweeps.md.")
+    add_model_flags(p, what="which model to tune")
+    p.add_argument("--space", metavar="FILE|NAME",
+                   help=f"the search space: a YAML file of config keys, each a range or choices, or a shipped "
+                        f"space's name ({spaces}) (default: the --model's shipped space)")
+    p.add_argument("--trials", type=at_least_one, default=20,
+                   help="finished trials wanted in the study, counting every worker's")
+    p.add_argument("--workers", type=at_least_one, default=1,
+                   help="worker processes on this machine, the cores shared out between them")
+    p.add_argument("--study", help="the study's name, also its folder LOGDIR/sweeps/STUDY (default: the space's name)")
+    p.add_argument("--storage", metavar="URL",
+                   help="where the study is kept: postgresql://USER@HOST:PORT/DATABASE to share it between "
+                        "machines (default: a SQLite file in the study's folder, shared by this machine's workers)")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="stop weak trials early: median (below the median of earlier trials at the same "
+                        "epoch), hyperband, or none")
+    p.add_argument("--metric", help="the validation metric to optimise, best value of a run "
+                                    "(default: the model's checkpoint metric, e.g. val/acc)")
+    p.add_argument("--mode", choices=("max", "min"),
+                   help="whether a higher or a lower --metric is better (default: the model's rule for its "
+                        "own metric; min for losses and distances, else max)")
+    p.add_argument("--dataset", help="mnist, fashion-mnist or kmnist (data.dataset)")
+    p.add_argument("--data-dir", help="folder with the four IDX files, or where to download (data.data_dir)")
+    p.add_argument("--max-epochs", type=int, help="epochs of each trial (trainer.max_epochs)")
+    p.add_argument("--accelerator", help="cpu, gpu or auto (trainer.accelerator)")
+    p.add_argument("--devices", help="devices of each trial (trainer.devices)")
+    p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
+    p.add_argument("--seed", type=int, help="seed of every trial's weights, shuffling and augmentation")
+    p.add_argument("--logdir", help="the sweep's folder is LOGDIR/sweeps/STUDY")
+    for action in p._actions:
+        if action.dest in SWEEP_FLAGS:
+            action.help = with_config_default(action.help, FLAG_KEYS[action.dest])
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ..config import MODELS, load_config, parse_set
+    from ..environment import keep_freed_memory
+    from ..errors import UserError
+    from ..space import load_space
+    from ..sweep import SweepSettings, default_mode, storage_url, sweep
+    from ..sweep_report import report
+
+    keep_freed_memory()
+    overrides: dict[str, Any] = {FLAG_KEYS[flag]: getattr(args, flag) for flag in SWEEP_FLAGS
+                                 if getattr(args, flag) is not None}
+    if "trainer.devices" in overrides:
+        devices = overrides["trainer.devices"]
+        overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
+    origins = {key: "--" + flag.replace("_", "-") for flag, key in FLAG_KEYS.items() if key in overrides}
+    overrides["trainer.enable_model_summary"] = False  # one summary table a trial tells nothing new
+    from_set = parse_set(args.set)
+    overrides.update(from_set)
+    origins.update({key: "--set" for key in from_set})
+    config = load_config(args.model, args.config, overrides, origins)
+    space = load_space(args.model, args.space or args.model, args.config, overrides, origins)
+    metric = args.metric or MODELS[args.model].checkpoint_monitor
+    if metric is None:
+        raise UserError(f"--model {args.model} has no validation metric of its own to optimise; give --metric, "
+                        "e.g. --metric quality/frechet_distance with --set quality.evaluator_checkpoint=CNN.ckpt "
+                        "(a trained CNN scores the samples each epoch).")
+    study = args.study or space.name
+    if not study or "/" in study or study.startswith("."):
+        raise UserError(f"--study {study!r}: a study's name is also its folder's; use letters, digits, - and _.")
+    study_dir = Path(config["logdir"]) / "sweeps" / study
+    settings = SweepSettings(model=args.model, config=config, space=space, study=study, study_dir=study_dir,
+                             storage=storage_url(args.storage, study_dir), trials=args.trials, metric=metric,
+                             mode=args.mode or default_mode(args.model, metric), pruner=args.pruner)
+    print(f"Sweep {study!r}: {args.trials} trials of {args.model} over {', '.join(space.keys())} "
+          f"({space.path}); {settings.metric} ({settings.mode}); study in "
+          f"{study_dir / 'study.db' if args.storage is None else args.storage}", flush=True)
+    print(report(sweep(settings, args.workers), settings))
+    return 0
