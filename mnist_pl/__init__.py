@@ -38,6 +38,9 @@ _EXPORTS = {
     "Prediction": "predict", "predict_files": "predict", "preprocess": "predict", "to_mnist_style": "predict",
     "classify": "predict",
     "Evaluator": "quality", "sample_quality": "quality",
+    "Dimension": "space", "Space": "space", "load_space": "space",
+    "SweepSettings": "sweep", "run_sweep": "sweep",
+    "report_sweep": "sweep_report",
     "build_trainer": "training", "train": "training",
 }
 
@@ -59,6 +62,9 @@ if TYPE_CHECKING:
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
     from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style
     from .quality import Evaluator, sample_quality
+    from .space import Dimension, Space, load_space
+    from .sweep import SweepSettings, run_sweep
+    from .sweep_report import report_sweep
     from .training import build_trainer, train
 
 __all__ = sorted(_EXPORTS)

@@ -555,7 +555,7 @@ def removed_if_new(folder: Path) -> Iterator[None]:
         raise
 
 
-def sweep(settings: SweepSettings, workers: int = 1, say: Callable[[str], None] = print) -> optuna.Study:
+def run_sweep(settings: SweepSettings, workers: int = 1, say: Callable[[str], None] = print) -> optuna.Study:
     """Run the sweep of `settings` with `workers` processes on this machine (1: in this one)
     until the study holds `settings.trials` finished trials; return the study. Rerun with the
     same settings, it continues the study and its interrupted trials."""

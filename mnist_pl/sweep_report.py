@@ -164,7 +164,7 @@ def dashboard_command(settings: SweepSettings) -> str:
     return command
 
 
-def report(study: optuna.Study, settings: SweepSettings) -> str:
+def report_sweep(study: optuna.Study, settings: SweepSettings) -> str:
     """Write trials.csv, best.yaml and the pictures into the study's folder; return the summary
     to print: the table, then where everything is."""
     trials = study.get_trials(deepcopy=False)

@@ -13,8 +13,8 @@ from conftest import ROOT
 from mnist_pl.cli import build_parser, main
 from mnist_pl.registry import MODEL_CLASSES, model_class
 
-COMMANDS = ["train", "download", "show", "summary", "graph", "evaluate", "predict", "generate", "score", "demo", "export"]
-HEAVY = ("torch", "lightning", "torchvision", "torchmetrics", "matplotlib", "numpy", "gradio", "onnx")
+COMMANDS = ["train", "sweep", "download", "show", "summary", "graph", "evaluate", "predict", "generate", "score", "demo", "export"]
+HEAVY = ("torch", "lightning", "torchvision", "torchmetrics", "matplotlib", "numpy", "gradio", "onnx", "optuna")
 
 
 def loaded_after(code: str) -> list[str]:

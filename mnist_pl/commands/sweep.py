@@ -72,8 +72,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..environment import keep_freed_memory
     from ..errors import UserError
     from ..space import load_space
-    from ..sweep import SweepSettings, default_mode, storage_url, sweep
-    from ..sweep_report import report
+    from ..sweep import SweepSettings, default_mode, run_sweep, storage_url
+    from ..sweep_report import report_sweep
 
     keep_freed_memory()
     overrides: dict[str, Any] = {FLAG_KEYS[flag]: getattr(args, flag) for flag in SWEEP_FLAGS
@@ -103,5 +103,5 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"Sweep {study!r}: {args.trials} trials of {args.model} over {', '.join(space.keys())} "
           f"({space.path}); {settings.metric} ({settings.mode}); study in "
           f"{study_dir / 'study.db' if args.storage is None else args.storage}", flush=True)
-    print(report(sweep(settings, args.workers), settings))
+    print(report_sweep(run_sweep(settings, args.workers), settings))
     return 0
