@@ -202,6 +202,9 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         # the HPARAMS tab compares runs: every hyperparameter beside the numbers that judge them
         final = results.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
                                          if k.endswith("_epoch")}
+        best_so_far = results["best_validation"]
+        if best_so_far and best_so_far["value"] is not None:  # what a sweep chooses by
+            final = {**final, f"best_{best_so_far['metric']}": best_so_far["value"]}
         trainer.logger.log_hyperparams(trainer.logger.hparams,
                                        metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items()})
         trainer.logger.finalize("success")  # fit and test closed the writer already: flush again

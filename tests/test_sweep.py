@@ -10,6 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import metadata
 
 from mnist_pl.cli import main
 
@@ -57,6 +59,18 @@ def test_a_sweep_leaves_runs_a_table_and_a_best_config_that_trains(idx_dir, spac
         assert results["resumed_from"] is None
     # the first trial is the config's own values (adam, lr 0.002)
     assert trials[0].params == {"model.lr": 0.002, "model.optimizer": "adam"}
+
+    # TensorBoard pointed at the study: each trial's values beside its metrics in HPARAMS
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(study_dir))
+    multiplexer.Reload()
+    hparams = multiplexer.PluginRunToTagToContent("hparams")
+    for trial in trials:
+        run = f"trial_{trial.number:04d}/dense/version_0"
+        session = metadata.parse_session_start_info_plugin_data(hparams[run][metadata.SESSION_START_INFO_TAG])
+        assert session.hparams["lr"].number_value == pytest.approx(trial.params["model.lr"])
+        assert session.hparams["optimizer"].string_value == trial.params["model.optimizer"]
+        assert multiplexer.Scalars(run, "hparams/best_val_acc")[-1].value == pytest.approx(trial.value)
 
     rows = list(csv.DictReader((study_dir / "trials.csv").open()))
     assert [int(r["trial"]) for r in rows] == [0, 1, 2]

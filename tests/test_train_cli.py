@@ -149,6 +149,7 @@ def test_hyperparameters_reach_tensorboard(idx_dir, tmp_path, capsys):
     run_dir = tmp_path / "dense" / "version_0"
     tags = events(run_dir).Tags()["scalars"]
     assert "hparams/test_acc" in tags
+    assert "hparams/best_val_acc" in tags  # what a sweep chooses by, beside the test numbers
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2
     multiplexer = EventMultiplexer({"run": str(run_dir)})
