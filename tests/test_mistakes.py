@@ -134,7 +134,7 @@ CASES = {
                         "unknown --split 'tset'; did you mean 'test'?"),
     "whole number expected": (lambda w: train_args(w, "--max-epochs", "ten"), "--max-epochs 'ten' is not a whole number"),
     "checkpoint missing": (lambda w: ["generate"], "mnist-pl generate needs --checkpoint"),
-    "no command": (lambda w: [], "give a command: train, download"),
+    "no command": (lambda w: [], "give a command: train, sweep, download"),
     "checkpoint last without a run": (lambda w: ["generate", "--checkpoint", "last", "--logdir", str(w["runs"])],
                                       "--checkpoint last: no run has a last.ckpt"),
 }
