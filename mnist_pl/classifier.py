@@ -336,9 +336,9 @@ class CNNClassifier(ImageClassifier):
                  ema_decay: EmaDecay = 0.0):
         check_arguments(CNNClassifier, locals(), type(self).__name__)
         if not isinstance(convs_per_block, int) and len(convs_per_block) != len(channels):
-            raise ArgumentValueError(
-                f"{type(self).__name__}(convs_per_block={convs_per_block!r}): convs_per_block must be one number, "
-                f"or one for each of the {len(channels)} blocks of channels={list(channels)}.")
+            raise ArgumentValueError(type(self).__name__, {"convs_per_block": convs_per_block, "channels": channels},
+                                     f"convs_per_block must be one number, or one for each of the {len(channels)} "
+                                     "blocks of channels.")
         super().__init__(**arguments_of(ImageClassifier, locals()))
         # Convolutions run faster on NHWC ("channels last") tensors: cuDNN's, and oneDNN's on a
         # CPU. Set here, not at fit, so that a reloaded checkpoint computes bit for bit the same.

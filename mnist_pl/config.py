@@ -105,14 +105,14 @@ def _how_to_get_a_config(model: str, missing: Path) -> str:
             "reinstall mnist-pl (pip install . in its source folder), or pass --config with a YAML file.")
 
 
-def _as_typed(value: Any) -> str:
+def as_typed(value: Any) -> str:
     """`value` as a user types it (true, null, [1, 2], 0.1)."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _where(key: str, value: Any, source: str) -> str:
     """How the user wrote `key`: "--lr -1.0", "--set model.lr=-1.0" or "model.lr in FILE"."""
-    text = _as_typed(value)
+    text = as_typed(value)
     if source == "--set":
         return f"--set {key}={text}"
     if source.startswith("--"):
@@ -171,7 +171,7 @@ def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tupl
     problem = check_value(value, hint, rules)
     if problem:
         if example is not None and is_wrong_type(value, hint) and not problem.endswith("?"):
-            problem += f", such as {_as_typed(list(example) if isinstance(example, tuple) else example)}"
+            problem += f", such as {as_typed(list(example) if isinstance(example, tuple) else example)}"
         raise UserError(f"{_where(key, value, source)}: {key} {problem}{'' if problem.endswith('?') else '.'}")
     return value
 

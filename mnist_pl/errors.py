@@ -1,5 +1,9 @@
 """The one exception type for mistakes a user can fix; the CLI prints it as one line."""
 
+from __future__ import annotations
+
+from typing import Any, Mapping
+
 
 class UserError(Exception):
     """A problem with the user's input (data, config, flags, checkpoint) and how to fix it.
@@ -10,8 +14,21 @@ class UserError(Exception):
 
 
 class ArgumentError(UserError):
-    """A constructor argument its declaration does not allow (mnist_pl.rules), named with the
-    class, e.g. "CNNClassifier(lr=-1): lr must be above 0."."""
+    """A constructor argument its declaration does not allow (mnist_pl.rules), or arguments that
+    do not fit together, named with the class: "CNNClassifier(lr=-1): lr must be above 0.".
+
+    `owner` is the class's name, `arguments` the offending arguments with their values, and
+    `problem` what is wrong ("lr must be above 0."), for messages that name them otherwise (the
+    command line names config keys).
+    """
+
+    def __init__(self, owner: str, arguments: Mapping[str, Any], problem: str):
+        self.owner, self.arguments, self.problem = owner, dict(arguments), problem
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments.items())
+        super().__init__(f"{owner}({shown}): {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (e.g. between processes) with its parts
+        return type(self), (self.owner, self.arguments, self.problem)
 
 
 class ArgumentValueError(ArgumentError, ValueError):

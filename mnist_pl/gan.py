@@ -115,12 +115,12 @@ class GAN(MNISTModule):
         super().__init__()
         name = type(self).__name__
         if minibatch_std and arch != "dcgan":
-            raise ArgumentValueError(f"{name}(minibatch_std=True, arch={arch!r}): minibatch_std needs arch dcgan "
-                                     "(the fc discriminator has no feature maps).")
+            raise ArgumentValueError(name, {"minibatch_std": minibatch_std, "arch": arch},
+                                     "minibatch_std needs arch dcgan (the fc discriminator has no feature maps).")
         if clusters and conditional:
-            raise ArgumentValueError(f"{name}(clusters={clusters}, conditional=True): clusters is for an unconditional "
-                                     "GAN (a conditional one learns from the classes); set clusters to 0 or "
-                                     "conditional to false.")
+            raise ArgumentValueError(name, {"clusters": clusters, "conditional": conditional},
+                                     "clusters is for an unconditional GAN (a conditional one learns from the "
+                                     "classes); set clusters to 0 or conditional to false.")
         self.save_hyperparameters()
         self.automatic_optimization = False
         classes = num_classes if conditional else clusters

@@ -306,8 +306,8 @@ def check_arguments(cls: type, values: Mapping[str, Any], shown_as: str | None =
         problem = check_value(value, hints[name])
         if problem:
             error = ArgumentTypeError if is_wrong_type(value, hints[name]) else ArgumentValueError
-            raise error(f"{shown_as or cls.__name__}({name}={value!r}): {name} {problem}"
-                        f"{'' if problem.endswith('?') else '.'}")
+            raise error(shown_as or cls.__name__, {name: value},
+                        f"{name} {problem}{'' if problem.endswith('?') else '.'}")
 
 
 def arguments_of(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from lightning.pytorch.profilers import SimpleProfiler
 from .callbacks import (BestValidation, CompiledTraining, LastEveryNSteps, ProgressBar, RandomState, SampleQuality,
                         best_checkpoint_callback)
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
-from .config import MODELS, section_defaults
+from .config import MODELS, as_typed, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
-from .errors import UserError
+from .errors import ArgumentError, UserError
 from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
 
@@ -115,10 +115,15 @@ def train(model: str, config: dict[str, Any], resume: str | Path | None = None,
 
 
 def built(what: str, section: str, config: dict[str, Any], sources: dict[str, str], make: Callable[[], T]) -> T:
-    """`make()`, with any error but a UserError turned into one naming the config keys of
-    `section` it most likely came from (the ones its message names, else those the user set)."""
+    """`make()`, with any error turned into one naming the config keys of `section` it came
+    from: those an ArgumentError names (arguments that do not fit together; load_config checked
+    each alone), else those the message names, else those the user set. Other UserErrors pass."""
     try:
         return make()
+    except ArgumentError as err:
+        keys = ", ".join(f"{section}.{name}={as_typed(value)} (from {sources.get(f'{section}.{name}', 'the defaults')})"
+                         for name, value in err.arguments.items())
+        raise UserError(f"{keys}: {err.problem}") from None
     except UserError:
         raise
     except Exception as err:
