@@ -33,6 +33,7 @@ _EXPORTS = {
     "MNISTModule": "module",
     "MLP": "nets", "ConvNet": "nets", "DCGANDiscriminator": "nets", "DCGANGenerator": "nets",
     "Discriminator": "nets", "Generator": "nets",
+    "Normalization": "normalization",
     "confusion_matrix_figure": "plots", "image_grid": "plots", "misclassified_figure": "plots",
     "predictions_figure": "plots", "save_figure": "plots",
     "Prediction": "predict", "predict_files": "predict", "preprocess": "predict", "to_mnist_style": "predict",
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .gan import GAN
     from .module import MNISTModule
     from .nets import MLP, ConvNet, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
+    from .normalization import Normalization
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
     from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style
     from .quality import Evaluator, sample_quality

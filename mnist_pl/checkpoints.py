@@ -160,8 +160,7 @@ def load_evaluator(path: str | Path) -> Evaluator:
         warnings.warn(f"evaluator {path} was trained with label_smoothing={model.hparams.label_smoothing}, "
                       "which caps its confidence and so the classifier score (real digits score about "
                       "6.4 instead of 9.6); train it with --set model.label_smoothing=0.", stacklevel=2)
-    mean, std = datamodule_for(checkpoint).mean_std
-    return Evaluator(model, mean, std)
+    return Evaluator(model, datamodule_for(checkpoint).normalization)
 
 
 def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:

@@ -18,9 +18,10 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from .augment import random_affine, random_erasing, random_flip
 from .ema import update_moving_average
 from .errors import ArgumentValueError
-from .module import MNISTModule
 from .exportable import Exportable, PixelsToProbabilities
+from .module import MNISTModule
 from .nets import MLP, ActivationName, ConvNet
+from .normalization import Normalization
 from .optim import OptimizerName, SchedulerName, build_optimizer, build_scheduler, can_fuse
 from .rules import arguments_of, at_least, between, check_arguments, positive
 
@@ -126,11 +127,11 @@ class ImageClassifier(MNISTModule):
         if self.net_ema is not None:
             update_moving_average(self.net_ema, self.net, self.ema_steps, self.hparams.ema_decay)
 
-    def exportable(self, mean: float, std: float, classes: Sequence[str]) -> Exportable:
+    def exportable(self, normalization: Normalization, classes: Sequence[str]) -> Exportable:
         """The network that predicts in eval mode (its moving average, if kept), for use outside
         mnist-pl: raw uint8 images [N, 28, 28] (0-255, light digit on black) in, the class
-        probabilities [N, classes] out; `mean` and `std` (the training data's) built in."""
-        module = PixelsToProbabilities(copy.deepcopy(self.inference_net).cpu().eval(), mean, std)
+        probabilities [N, classes] out; the training data's `normalization` built in."""
+        module = PixelsToProbabilities(copy.deepcopy(self.inference_net).cpu().eval(), normalization)
         return Exportable(module, {"images": torch.zeros(2, 28, 28, dtype=torch.uint8)}, "probabilities", {
             "input.images": "uint8 [batch, 28, 28], 0-255: light digit on a black background, "
                             "centred as in MNIST (no normalisation needed, it is built in)",

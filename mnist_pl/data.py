@@ -21,6 +21,7 @@ import torchvision
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
 from .errors import UserError
+from .normalization import SYMMETRIC, Normalization
 from .rules import Seed, at_least, between, check_arguments, did_you_mean
 
 IDX_FILES = {
@@ -44,7 +45,7 @@ class DatasetInfo:
 
 DatasetName = Literal["mnist", "fashion-mnist", "kmnist"]
 # how images are scaled: "standard" (zero mean, unit variance) or "symmetric" ([-1, 1])
-Normalization = Literal["standard", "symmetric"]
+NormalizationKind = Literal["standard", "symmetric"]
 
 DIGITS = tuple(str(d) for d in range(10))
 DATASETS: dict[str, DatasetInfo] = {
@@ -216,30 +217,26 @@ class InMemoryImages(Dataset):
     a batch costs one indexing and one fused normalisation instead of N Python calls.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, normalization: Normalization):
         self.images, self.labels = images, labels
-        self.mean, self.std = mean, std
+        self.normalization = normalization
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        # (x / 255 - mean) / std as one multiply and one subtract, in place on the new float copy
-        return images.float().mul_(1 / (255 * self.std)).sub_(self.mean / self.std)
-
     def normalised_images(self) -> torch.Tensor:
         """Every image as the batches hold them (float, normalised), for whole-set work such as k-means."""
-        return self._normalise(self.images)
+        return self.normalization.from_bytes(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._normalise(self.images[index]), self.labels[index]
+        return self.normalization.from_bytes(self.images[index]), self.labels[index]
 
     def __getitems__(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices)
         if index.device != self.labels.device:  # a list (worker processes, DDP's evaluation shards)
             index = _to_device(index, self.labels.device)
         # index_select, not images[index]: on a CPU it cuts a batch of 256 in 4 us instead of 55-100
-        return self._normalise(self.images.index_select(0, index)), self.labels.index_select(0, index)
+        return self.normalization.from_bytes(self.images.index_select(0, index)), self.labels.index_select(0, index)
 
 
 def _batch_as_is(batch: Any) -> Any:
@@ -389,7 +386,7 @@ class MNISTDataModule(L.LightningDataModule):
                    | Annotated[float, between(0, 1, low_open=True, high_open=True,
                                               why="a fraction (a whole number is a count of images)")]) = 0.1,
         split_seed: Seed | None = None,
-        normalize: Normalization = "standard",
+        normalize: NormalizationKind = "standard",
         num_workers: Annotated[int, at_least(0)] = 0,
         download: bool | None = None,
         data_on_device: bool = True,
@@ -407,17 +404,22 @@ class MNISTDataModule(L.LightningDataModule):
         self.test_set: InMemoryImages | None = None
 
     @property
-    def mean_std(self) -> tuple[float, float]:
-        """(mean, std) in [0, 1] units that map raw pixels to the network's input range."""
+    def normalization(self) -> Normalization:
+        """How this data's pixels become the network's input: by the data set's statistics
+        ("standard") or to [-1, 1] ("symmetric")."""
         if self.normalize == "symmetric":
-            return 0.5, 0.5
+            return SYMMETRIC
         info = DATASETS[self.dataset]
-        return info.mean, info.std
+        return Normalization(info.mean, info.std)
+
+    @property
+    def mean_std(self) -> tuple[float, float]:
+        """The normalization's (mean, std), in [0, 1] units."""
+        return self.normalization.mean, self.normalization.std
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Map normalised images back to [0, 1] for display."""
-        mean, std = self.mean_std
-        return (images * std + mean).clamp(0, 1)
+        return self.normalization.undo(images)
 
     def check_data(self) -> None:
         """A DataNotFoundError now if the data is missing and may not be downloaded (train()
@@ -447,11 +449,11 @@ class MNISTDataModule(L.LightningDataModule):
             self.split_seed = self.hparams["split_seed"] = int(os.environ.get("PL_GLOBAL_SEED", 0))
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
-        mean, std = self.mean_std
+        normalization = self.normalization
         images, labels = tensors["train_images"], tensors["train_labels"]
-        self.train_set = InMemoryImages(images[train_idx], labels[train_idx], mean, std)
-        self.val_set = InMemoryImages(images[val_idx], labels[val_idx], mean, std)
-        self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], mean, std)
+        self.train_set = InMemoryImages(images[train_idx], labels[train_idx], normalization)
+        self.val_set = InMemoryImages(images[val_idx], labels[val_idx], normalization)
+        self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], normalization)
 
     def _loader_args(self, data: InMemoryImages | None, sampler: Sampler[int] | None = None,
                      drop_last: bool = False) -> dict[str, Any]:

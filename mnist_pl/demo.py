@@ -22,6 +22,7 @@ from PIL import Image
 
 from .errors import UserError
 from .generate import grid_picture, interpolation, sample_layout
+from .normalization import Normalization
 from .predict import classify, greyscale, to_mnist_style
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ class DemoClassifier:
     """A classifier with what it needs to read a drawing: its data's normalisation and class names."""
 
     model: ImageClassifier
-    mean: float
-    std: float
+    normalization: Normalization
     classes: Sequence[str]
 
     @classmethod
@@ -55,7 +55,7 @@ class DemoClassifier:
 
         model, checkpoint = load_classifier(path, purpose="demo --classifier")
         datamodule = datamodule_for(checkpoint)
-        return cls(model, *datamodule.mean_std, datamodule.classes)
+        return cls(model, datamodule.normalization, datamodule.classes)
 
 
 def check_port(host: str, port: int) -> None:
@@ -97,7 +97,7 @@ def read_digit(classifier: DemoClassifier, drawing: dict[str, Any] | Image.Image
     pixels = read_drawing(drawing)
     if pixels is None:
         return DRAW_A_DIGIT, None, None
-    probabilities = classify(classifier.model, pixels[None], classifier.mean, classifier.std)[0]
+    probabilities = classify(classifier.model, pixels[None], classifier.normalization)[0]
     best = int(probabilities.argmax())
     seen = Image.fromarray(pixels.mul(255).add(0.5).clamp(0, 255).byte().numpy())
     return (f"Prediction: {classifier.classes[best]} ({probabilities[best]:.1%})",

@@ -29,7 +29,7 @@ def exportable_of(checkpoint: str | Path) -> Exportable:
 
     model, saved = load_model(checkpoint, purpose="export")
     datamodule = datamodule_for(saved)
-    exportable = model.exportable(*datamodule.mean_std, datamodule.classes)
+    exportable = model.exportable(datamodule.normalization, datamodule.classes)
     exportable.metadata = {"producer": "mnist-pl", "checkpoint": Path(checkpoint).name,
                            "model": type(model).__name__, **exportable.metadata}
     return exportable

@@ -9,29 +9,30 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .normalization import Normalization
+
 
 class PixelsToProbabilities(nn.Module):
     """A classifier network with its input normalisation and softmax built in: raw images
     [N, 28, 28] of uint8 (0-255, a light digit on black, as in MNIST's files) -> probabilities."""
 
-    def __init__(self, net: nn.Module, mean: float, std: float):
+    def __init__(self, net: nn.Module, normalization: Normalization):
         super().__init__()
-        self.net, self.mean, self.std = net, float(mean), float(std)
+        self.net, self.normalization = net, normalization
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        normalised = (images.float() / 255 - self.mean) / self.std
-        return self.net(normalised[:, None]).softmax(-1)
+        return self.net(self.normalization.from_bytes(images)[:, None]).softmax(-1)
 
 
 class NoiseToPixels(nn.Module):
     """A generator whose images are mapped from its training normalisation back to [0, 1]."""
 
-    def __init__(self, generator: nn.Module, mean: float, std: float):
+    def __init__(self, generator: nn.Module, normalization: Normalization):
         super().__init__()
-        self.generator, self.mean, self.std = generator, float(mean), float(std)
+        self.generator, self.normalization = generator, normalization
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return (self.generator(noise, labels) * self.std + self.mean).clamp(0, 1)
+        return self.normalization.undo(self.generator(noise, labels))
 
 
 @dataclass

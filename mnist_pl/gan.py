@@ -23,9 +23,10 @@ from .augment import random_affine
 from .clusters import kmeans, nearest_centre
 from .ema import update_moving_average
 from .errors import ArgumentValueError, UserError
-from .module import MNISTModule
 from .exportable import Exportable, NoiseToPixels
+from .module import MNISTModule
 from .nets import IMAGE_PIXELS, DCGANDiscriminator, DCGANGenerator, Discriminator, Generator
+from .normalization import Normalization
 from .optim import build_optimizer
 from .rules import Length, Seed, at_least, between, check_arguments, positive
 
@@ -198,11 +199,11 @@ class GAN(MNISTModule):
         net.train(was_training)
         return images
 
-    def exportable(self, mean: float, std: float, classes: Sequence[str]) -> Exportable:
+    def exportable(self, normalization: Normalization, classes: Sequence[str]) -> Exportable:
         """The EMA generator for use outside mnist-pl: standard normal noise [N, latent_dim]
         (and, if conditional, the classes [N] as int64) in, images [N, 1, 28, 28] in [0, 1] (light
-        digit on black) out; `mean` and `std` are the training data's normalisation, undone."""
-        module = NoiseToPixels(copy.deepcopy(self.generator_ema).cpu().eval(), mean, std)
+        digit on black) out; the training data's `normalization`, undone."""
+        module = NoiseToPixels(copy.deepcopy(self.generator_ema).cpu().eval(), normalization)
         inputs = {"noise": torch.randn(2, self.hparams.latent_dim)}
         metadata = {"input.noise": f"float32 [batch, {self.hparams.latent_dim}]: standard normal noise",
                     "output.images": "float32 [batch, 1, 28, 28] in [0, 1]: light digit on black"}

@@ -14,7 +14,7 @@ from typing import Any, cast
 import lightning as L
 from lightning.fabric.utilities.data import AttributeDict
 
-from .data import Normalization
+from .data import NormalizationKind
 from .errors import UserError
 from .registry import name_of
 
@@ -37,7 +37,7 @@ class MNISTModule(L.LightningModule):
 
     checkpoint_monitor: str | None = None
     checkpoint_mode: str = "max"
-    data_normalize: Normalization | None = None
+    data_normalize: NormalizationKind | None = None
     ddp_find_unused_parameters: bool = False
 
     @property

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
+from .normalization import Normalization
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BOX, SIDE = 20, 28  # MNIST: digit fitted into 20x20, placed in 28x28
@@ -159,20 +160,20 @@ def thumbnail(grey: torch.Tensor, side: int = THUMBNAIL) -> torch.Tensor:
 
 
 @torch.no_grad()
-def classify(model: torch.nn.Module, pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+def classify(model: torch.nn.Module, pixels: torch.Tensor, normalization: Normalization) -> torch.Tensor:
     """The class probabilities [N, classes] (on the CPU) of MNIST-style digits `pixels` [N, 28, 28]
-    in [0, 1], normalised as the model's training data was."""
+    in [0, 1], normalised as the model's training data was (`datamodule.normalization`)."""
     device = next(model.parameters()).device
-    return model((pixels[:, None].to(device) - mean) / std).softmax(-1).cpu()
+    return model(normalization(pixels[:, None].to(device))).softmax(-1).cpu()
 
 
 @torch.no_grad()
-def predict_files(model: torch.nn.Module, paths: Sequence[str | Path], mean: float, std: float,
+def predict_files(model: torch.nn.Module, paths: Sequence[str | Path], normalization: Normalization,
                   classes: Sequence[str]) -> list[Prediction]:
     """Preprocess each image file, normalise it as the model's training data was, and classify it."""
     files = image_files(paths)
     greys = [read_greyscale(path) for path in files]
     pixels = torch.stack([to_mnist_style(grey, str(path)) for grey, path in zip(greys, files)])
-    probabilities = classify(model, pixels, mean, std)
+    probabilities = classify(model, pixels, normalization)
     return [Prediction(str(path), int(p.argmax()), classes[int(p.argmax())], p.tolist(), image, thumbnail(grey))
             for path, p, image, grey in zip(files, probabilities, pixels, greys)]

@@ -32,8 +32,7 @@ nothing, and a generator's Fréchet distance cannot be expected to fall below ab
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +40,10 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from .errors import UserError
+from .normalization import SYMMETRIC, Normalization
+
+if TYPE_CHECKING:
+    from .data import InMemoryImages, MNISTDataModule
 
 
 class Evaluator:
@@ -49,9 +52,9 @@ class Evaluator:
     It is not an nn.Module on purpose: a GAN holding one does not train or save it.
     """
 
-    def __init__(self, classifier: nn.Module, mean: float, std: float):
+    def __init__(self, classifier: nn.Module, normalization: Normalization):
         self.classifier = classifier.eval().requires_grad_(False)
-        self.mean, self.std = mean, std  # the normalisation the classifier was trained with
+        self.normalization = normalization  # what the classifier was trained with
         # an mnist-pl classifier predicts with its inference_net (the weights' moving average, if kept)
         linears = [m for m in getattr(classifier, "inference_net", classifier).modules() if isinstance(m, nn.Linear)]
         if not linears:
@@ -71,7 +74,7 @@ class Evaluator:
         captured: list[torch.Tensor] = []
         hook = self.last_linear.register_forward_hook(lambda m, inputs, out: captured.append(inputs[0]))
         try:
-            logits = [self.classifier(((chunk.to(device) + 1) / 2 - self.mean) / self.std)
+            logits = [self.classifier(self.normalization(SYMMETRIC.undo(chunk.to(device))))
                       for chunk in images.split(batch_size)]
         finally:
             hook.remove()
@@ -135,52 +138,45 @@ def sample_quality(evaluator: Evaluator, images: torch.Tensor, real: torch.Tenso
     return result
 
 
-def load_real(data_dir: str | Path, dataset: str = "mnist") -> dict[str, torch.Tensor]:
-    """The four IDX files of a folder (no download), for pick_real."""
-    from .data import load_idx_folder, locate_data
-
-    return load_idx_folder(locate_data(dataset, data_dir, download=False))
-
-
-def pick_real(tensors: dict[str, torch.Tensor], split: str, num: int | None = None,
-              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real images in [-1, 1] and their labels from load_real's tensors: `num` drawn at random
-    with `seed` from the "train" or "test" split, or all of it."""
-    images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
-    if num is not None and num < len(labels):
-        pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:num]
-        images, labels = images[pick], labels[pick]
-    return images.float() / 127.5 - 1, labels
+def real_digits(datamodule: MNISTDataModule) -> MNISTDataModule:
+    """`datamodule`, set up (its splits loaded) if it was not yet: the real digits samples are
+    compared with."""
+    if datamodule.test_set is None:
+        datamodule.setup()
+    return datamodule
 
 
-def real_images(data_dir: str | Path, split: str, num: int | None = None, seed: int = 0,
-                dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
-    """Real images in [-1, 1] and their labels from a folder of IDX files (no download):
-    `num` drawn at random with `seed` from the "train" or "test" split, or all of it."""
-    return pick_real(load_real(data_dir, dataset), split, num, seed)
+def pick_real(split: InMemoryImages, num: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [-1, 1] (the range of samples, whatever the data module's normalisation) and
+    labels: `num` drawn at random with `seed` from a data module's split, or all of it in order."""
+    index = torch.arange(len(split))
+    if num is not None and num < len(split):
+        index = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:num]
+    index = index.to(split.labels.device)
+    return SYMMETRIC.from_bytes(split.images[index]), split.labels[index]
 
 
-def noise_floor(evaluator: Evaluator, data_dir: str | Path, num: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """The metrics of `num` real held-out (test) digits against `num` real training digits:
-    what a perfect generator would score, up to sampling noise."""
-    return _noise_floor(evaluator, load_real(data_dir), num, seed)
+def noise_floor(evaluator: Evaluator, datamodule: MNISTDataModule, num: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The metrics of `num` real held-out (test) digits against `num` real training digits of
+    `datamodule`'s data: what a perfect generator would score, up to sampling noise."""
+    return _noise_floor(evaluator, real_digits(datamodule), num, seed)
 
 
-def _noise_floor(evaluator: Evaluator, tensors: dict[str, torch.Tensor], num: int, seed: int) -> dict[str, Any]:
-    test, test_labels = pick_real(tensors, "test", num, seed)
-    train, _ = pick_real(tensors, "train", num, seed)
+def _noise_floor(evaluator: Evaluator, real: MNISTDataModule, num: int, seed: int) -> dict[str, Any]:
+    test, test_labels = pick_real(real.test_set, num, seed)
+    train, _ = pick_real(real.train_set, num, seed)
     return sample_quality(evaluator, test, real=train, labels=test_labels)
 
 
 Draw = Callable[[int, int], tuple[torch.Tensor, "torch.Tensor | None"]]  # (num, seed) -> images, labels asked
 
 
-def score_over_seeds(evaluator: Evaluator, data_dir: str | Path, seeds: Sequence[int], num: int = 1000,
+def score_over_seeds(evaluator: Evaluator, datamodule: MNISTDataModule, seeds: Sequence[int], num: int = 1000,
                      draw: Draw | None = None, name: str = "generated") -> dict[str, dict[str, Any]]:
     """The noise floor and (given `draw`) the generated samples' metrics for each seed, summarised.
 
-    For each seed, `num` real test digits are drawn against `num` real training digits (the
-    noise floor) and, with `draw(num, seed)` giving samples in [-1, 1] and the classes asked for
+    For each seed, `num` real test digits of `datamodule`'s data are drawn against `num` of its
+    real training digits (the noise floor) and, with `draw(num, seed)` giving samples in [-1, 1] and the classes asked for
     (None if unconditional), the samples are scored against the same real test digits.
 
     Returns:
@@ -189,13 +185,13 @@ def score_over_seeds(evaluator: Evaluator, data_dir: str | Path, seeds: Sequence
     """
     if not seeds:
         raise UserError("give at least one seed to score with.")
-    tensors = load_real(data_dir)  # read once: each seed draws its own digits from it
+    real = real_digits(datamodule)  # read once: each seed draws its own digits from it
     rows: dict[str, list[dict[str, Any]]] = {"real test vs train": []}
     for seed in seeds:
-        rows["real test vs train"].append(_noise_floor(evaluator, tensors, num, seed))
+        rows["real test vs train"].append(_noise_floor(evaluator, real, num, seed))
         if draw is not None:
             images, labels = draw(num, seed)
-            test, _ = pick_real(tensors, "test", num, seed)
+            test, _ = pick_real(real.test_set, num, seed)
             rows.setdefault(name, []).append(sample_quality(evaluator, images, real=test, labels=labels))
     return {row: summarise(results) for row, results in rows.items()}
 

@@ -11,6 +11,7 @@ import torchvision
 
 from mnist_pl import CorruptDataError, DataNotFoundError, MNISTDataModule, UserError, read_idx
 from mnist_pl.data import InMemoryImages, locate_data, may_download
+from mnist_pl.normalization import Normalization
 
 from conftest import make_digits, make_idx_folder, write_idx
 
@@ -89,7 +90,7 @@ def test_symmetric_normalisation_spans_minus_one_to_one(idx_dir):
 
 def test_batch_fetch_matches_single_items():
     images, labels = make_digits(10, seed=5)
-    data = InMemoryImages(images.unsqueeze(1), labels.long(), 0.5, 0.25)
+    data = InMemoryImages(images.unsqueeze(1), labels.long(), Normalization(0.5, 0.25))
     batch_x, batch_y = data.__getitems__([3, 7])
     for row, i in enumerate([3, 7]):
         x, y = data[i]

@@ -64,8 +64,7 @@ def pytorch_outputs(checkpoint, inputs: dict[str, torch.Tensor]) -> np.ndarray:
     model, saved = load_model(checkpoint)
     if isinstance(model, GAN):  # trained on [-1, 1] images
         return ((model.generate(inputs["noise"], inputs.get("digit")) + 1) / 2).clamp(0, 1).numpy()
-    mean, std = datamodule_for(saved).mean_std
-    return classify(model, inputs["images"].float() / 255, mean, std).numpy()
+    return classify(model, inputs["images"].float() / 255, datamodule_for(saved).normalization).numpy()
 
 
 def run_torchscript(path, inputs: dict[str, torch.Tensor]) -> np.ndarray:

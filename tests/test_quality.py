@@ -15,6 +15,7 @@ from torch import nn
 from conftest import make_digits
 from mnist_pl import GAN, CNNClassifier, MNISTDataModule, SampleQuality, UserError, load_config, load_evaluator, train
 from mnist_pl.cli import main
+from mnist_pl.normalization import SYMMETRIC
 from mnist_pl.quality import (Evaluator, classifier_score, format_scores, frechet_distance, noise_floor, sample_quality,
                               score_over_seeds)
 
@@ -47,7 +48,7 @@ def bar_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture
 def evaluator() -> Evaluator:
-    return Evaluator(bar_reader(), mean=0.5, std=0.5)  # it reads images in [-1, 1] as they are
+    return Evaluator(bar_reader(), SYMMETRIC)  # it reads images in [-1, 1] as they are
 
 
 def test_evaluator_reads_known_digits(evaluator):
@@ -116,7 +117,7 @@ def test_noise_floor_of_real_digits(subset_cnn_run, subset_dir):
     with pytest.warns(UserWarning, match="label_smoothing=0.1"):
         evaluator = load_evaluator(subset_cnn_run["best_checkpoint"])
     assert isinstance(evaluator.classifier, CNNClassifier) and evaluator.num_features == 128
-    floor = noise_floor(evaluator, subset_dir, num=1000)
+    floor = noise_floor(evaluator, MNISTDataModule(data_dir=subset_dir), num=1000)
     assert 5.0 < floor["classifier_score"] < 8.0
     assert floor["min_class_fraction"] > 0.07
     assert floor["conditional_accuracy"] > 0.95  # the CNN's own test accuracy
@@ -130,7 +131,7 @@ def test_scores_over_seeds_give_mean_and_spread(evaluator, idx_dir):
             images = images[bar_images(num, seed=100 + seed)[1] < 5]
         return images, None
 
-    scores = score_over_seeds(evaluator, idx_dir, seeds=[0, 1], num=60, draw=draw)
+    scores = score_over_seeds(evaluator, MNISTDataModule(data_dir=idx_dir), seeds=[0, 1], num=60, draw=draw)
     assert list(scores) == ["real test vs train", "generated"]
     per_seed = [sample_quality(evaluator, draw(60, seed)[0]) for seed in (0, 1)]
     score = scores["generated"]["classifier_score"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
 from torch import nn
 
-from mnist_pl import GAN, read_idx
+from mnist_pl import GAN, MNISTDataModule, read_idx
 from mnist_pl.cli import main
 
 from conftest import fit_classifier, load_classifier_checkpoint, make_digits
@@ -63,7 +64,7 @@ def test_score_table_matches_figures_computed_here(idx_dir, tmp_path, capsys):
     evaluator = fit_classifier(idx_dir, tmp_path / "judge.ckpt")
     digits, _ = make_digits(1, seed=11)  # one bar digit: every generated image is this one
     gan = collapsed_gan(tmp_path / "collapsed.ckpt", digits[0].float() / 127.5 - 1)
-    # --num 320: all 64 test and all 320 training images, in file order
+    # --num 320: all 64 test images and all 288 of the training split (320 less the 32 of validation)
     assert main(["score", "--evaluator", str(evaluator), "--data-dir", str(idx_dir), "--checkpoint", str(gan),
                  "--num", "320"]) == 0
     table = rows(capsys.readouterr().out)
@@ -71,7 +72,10 @@ def test_score_table_matches_figures_computed_here(idx_dir, tmp_path, capsys):
 
     model = load_classifier_checkpoint(evaluator)
     test_features, test_logits = judged(model, read_idx(idx_dir / "t10k-images-idx3-ubyte.gz", 3))
-    train_features, _ = judged(model, read_idx(idx_dir / "train-images-idx3-ubyte.gz", 3))
+    split = MNISTDataModule(data_dir=idx_dir)
+    split.setup()
+    assert len(split.train_set) == 288
+    train_features, _ = judged(model, split.train_set.images[:, 0])
     labels = read_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", 1).long()
     counts = torch.bincount(test_logits.argmax(1), minlength=10)
     score, distance, smallest, accuracy, *fractions = map(float, table["real test vs train"])
@@ -88,3 +92,20 @@ def test_score_table_matches_figures_computed_here(idx_dir, tmp_path, capsys):
     assert [float(f) for f in fractions] == [float(c == int(generated_logits.argmax())) for c in range(10)]
     expected = (test_features.mean(0) - generated_features[0]).square().sum() + torch.cov(test_features.T).trace()
     assert float(distance) == pytest.approx(float(expected), rel=1e-3, abs=6e-4)
+
+
+def test_score_reads_the_evaluators_data_unless_told_otherwise(idx_dir, tmp_path, capsys):
+    """The real digits come through MNISTDataModule: by default the evaluator's data set and folder
+    (from its checkpoint); --dataset and --data-dir choose others, never downloading."""
+    evaluator = fit_classifier(idx_dir, tmp_path / "judge.ckpt")
+    assert main(["score", "--evaluator", str(evaluator), "--num", "40"]) == 0
+    assert "real test vs train" in capsys.readouterr().out
+    torchvision_layout = tmp_path / "data" / "KMNIST" / "raw"
+    shutil.copytree(idx_dir, torchvision_layout)
+    assert main(["score", "--evaluator", str(evaluator), "--num", "40", "--dataset", "kmnist",
+                 "--data-dir", str(tmp_path / "data")]) == 0
+    assert "real test vs train" in capsys.readouterr().out
+    assert main(["score", "--evaluator", str(evaluator), "--dataset", "fashion-mnist",
+                 "--data-dir", str(tmp_path / "data")]) == 2
+    error = capsys.readouterr().err
+    assert "no fashion-mnist data" in error and not (tmp_path / "data" / "FashionMNIST").exists()

@@ -81,8 +81,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("note: the checkpoint does not say which data it was trained on; assuming MNIST's "
               "normalisation.", file=sys.stderr)
     datamodule = datamodule_for(checkpoint)
-    mean, std = datamodule.mean_std
-    predictions = predict_files(model, args.images, mean, std, datamodule.classes)
+    predictions = predict_files(model, args.images, datamodule.normalization, datamodule.classes)
     if args.json:
         print(json.dumps([p.as_dict() for p in predictions], indent=2))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .flags import Subcommands, add_checkpoint_flag, add_command
+from .flags import Subcommands, add_checkpoint_flag, add_command, add_data_flags
 
 
 def add_commands(sub: Subcommands) -> None:
@@ -28,7 +28,10 @@ def add_commands(sub: Subcommands) -> None:
                                 "class fractions, and for a conditional GAN the share classified as asked. The "
                                 "first line is the noise floor: real test digits against real training digits.")
     add_checkpoint_flag(p, what="classifier .ckpt of `train --model cnn`", flag="--evaluator")
-    p.add_argument("--data-dir", required=True, help="folder with the four IDX files (real digits)")
+    add_data_flags(p, dataset=None, data_dir=None,
+                   dataset_help="data set of the real digits (default: the evaluator's, from its checkpoint)",
+                   data_dir_help="folder with its four IDX files (default: the evaluator's data folder); "
+                                 "never downloads")
     add_checkpoint_flag(p, what="GAN .ckpt to score (without it, only the noise floor)", required=False,
                         models=("gan",))
     p.add_argument("--num", type=int, default=1000, help="samples (and real digits) to score")
@@ -66,17 +69,20 @@ def _generate(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoints import load_evaluator, load_gan
+    from ..checkpoints import datamodule_for, load_evaluator, load_gan, read_checkpoint
     from ..quality import format_scores, score_over_seeds
 
     gan = load_gan(args.checkpoint) if args.checkpoint else None
     evaluator = load_evaluator(args.evaluator)
+    # the real digits: the evaluator's data set (or --dataset), split as the evaluator's training split it
+    real = datamodule_for(read_checkpoint(args.evaluator), dataset=args.dataset, data_dir=args.data_dir,
+                          download=False)
 
     def draw(num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = gan.sample(num, generator=torch.Generator().manual_seed(seed), use_ema=not args.no_ema)
         return images, gan.make_labels(num)
 
-    scores = score_over_seeds(evaluator, args.data_dir, args.seeds, args.num, draw if gan else None,
+    scores = score_over_seeds(evaluator, real, args.seeds, args.num, draw if gan else None,
                               name="generated" + (" (no EMA)" if args.no_ema else ""))
     print(format_scores(scores, args.seeds))
     return 0
