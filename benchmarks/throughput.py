@@ -330,7 +330,7 @@ def run_loop(args) -> tuple[EpochTimer, int]:
 
     if args.path == "bare":
         images, labels = data.images.to(device), data.labels.to(device)
-        scale, shift = 1 / (255 * data.std), data.mean / data.std
+        scale, shift = 1 / (255 * data.normalization.std), data.normalization.mean / data.normalization.std
 
         def epoch_batches():
             order = torch.randperm(len(labels), device=device)
@@ -365,7 +365,7 @@ def run_graphed(args) -> tuple[EpochTimer, int]:
     step, _ = _hand_written_steps(args, model, device, capturable=True)
     data = datamodule.train_set
     images, labels = data.images.to(device), data.labels.to(device)
-    scale, shift = 1 / (255 * data.std), data.mean / data.std
+    scale, shift = 1 / (255 * data.normalization.std), data.normalization.mean / data.normalization.std
     batch = datamodule.batch_size
 
     def whole_step(index):

@@ -187,7 +187,7 @@ def test_clusters_are_fitted_once_and_judged_with_each_image(idx_dir, tmp_path):
     assert not gan.cluster_centres.any()
     data = gan_data(idx_dir)
     quiet_trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False).fit(gan, datamodule=data)
-    images = data.train_set._normalise(data.train_set.images)
+    images = data.train_set.normalised_images()
     centres, assigned = kmeans(images.flatten(1), 4)  # what training computed, computed here
     assert torch.equal(gan.cluster_centres, centres)
     assert torch.equal(gan.cluster_of(images), assigned)
