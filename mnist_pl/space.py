@@ -32,8 +32,8 @@ class Dimension:
     log scale if `log`; in steps of `step` if given), or one of `choices`."""
 
     key: str
-    low: float | None = None
-    high: float | None = None
+    low: float = 0.0  # (a dimension of choices has no range)
+    high: float = 0.0
     log: bool = False
     step: float | None = None
     integer: bool = False

@@ -42,9 +42,9 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from .callbacks import BestValidation
-from .config import MODELS
 from .errors import UserError
-from .space import Dimension, Space, config_value, set_config_value
+from .registry import model_class
+from .space import Dimension, Space, set_config_value
 from .training import train
 
 HEARTBEAT_S = 10  # a running trial's worker writes a heartbeat this often
@@ -143,7 +143,7 @@ def open_storage(url: str, heartbeats: bool = True) -> RDBStorage:
         connect_args: dict[str, Any] = {"timeout": 60}  # workers wait for each other's writes
     else:
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
-    retry = {}
+    retry: dict[str, Any] = {}
     if heartbeats:
         retry = {"heartbeat_interval": HEARTBEAT_S, "grace_period": HEARTBEAT_GRACE_S,
                  "heartbeat_stale_trial_callback": _retry_callback()}
@@ -577,7 +577,7 @@ def run_sweep(settings: SweepSettings, workers: int = 1, say: Callable[[str], No
 def default_mode(model: str, metric: str) -> str:
     """Whether a higher (max) or lower (min) `metric` is better: the model's own rule for its
     checkpoint_monitor; for another metric, lower for losses and distances, else higher."""
-    cls = MODELS[model]
+    cls = model_class(model)
     if metric == cls.checkpoint_monitor:
         return cls.checkpoint_mode
     return "min" if any(word in metric for word in ("loss", "distance", "error")) else "max"

@@ -68,7 +68,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not complete:
         return None
-    return (max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(complete, key=lambda t: t.value)
+    return (max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(complete, key=lambda t: float(t.value or 0.0))
 
 
 def _cell(value: Any) -> str:

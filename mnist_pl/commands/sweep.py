@@ -64,13 +64,14 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--logdir", help="the sweep's folder is LOGDIR/sweeps/STUDY")
     for action in p._actions:
         if action.dest in SWEEP_FLAGS:
-            action.help = with_config_default(action.help, FLAG_KEYS[action.dest])
+            action.help = with_config_default(action.help or "", FLAG_KEYS[action.dest])
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..config import MODELS, load_config, parse_set
+    from ..config import load_config, parse_set
     from ..environment import keep_freed_memory
     from ..errors import UserError
+    from ..registry import model_class
     from ..space import load_space
     from ..sweep import SweepSettings, default_mode, run_sweep, storage_url
     from ..sweep_report import report_sweep
@@ -88,7 +89,7 @@ def _sweep(args: argparse.Namespace) -> int:
     origins.update({key: "--set" for key in from_set})
     config = load_config(args.model, args.config, overrides, origins)
     space = load_space(args.model, args.space or args.model, args.config, overrides, origins)
-    metric = args.metric or MODELS[args.model].checkpoint_monitor
+    metric = args.metric or model_class(args.model).checkpoint_monitor
     if metric is None:
         raise UserError(f"--model {args.model} has no validation metric of its own to optimise; give --metric, "
                         "e.g. --metric quality/frechet_distance with --set quality.evaluator_checkpoint=CNN.ckpt "
