@@ -21,6 +21,14 @@ PICTURES = {"history.png": "plot_optimization_history", "importances.png": "plot
             "curves.png": "plot_intermediate_values"}
 
 
+def shown(path: str | Path | None) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    if path is None:
+        return "-"
+    absolute = Path(path).resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
+
+
 def _minutes(trial: FrozenTrial) -> float | None:
     if trial.datetime_start is None or trial.datetime_complete is None:
         return None
@@ -57,7 +65,7 @@ def rows(study: optuna.Study, settings: SweepSettings) -> list[dict[str, Any]]:
         row["state"] = _state(trial, continued_by)
         minutes = _minutes(trial)
         row["minutes"] = round(minutes, 2) if minutes is not None else None
-        row["trial_dir"] = trial.user_attrs.get("trial_dir")
+        row["trial_dir"] = shown(trial.user_attrs.get("trial_dir"))
         row["note"] = _note(trial)
         table.append(row)
     return table
@@ -110,7 +118,7 @@ def write_best(study: optuna.Study, trial: FrozenTrial, settings: SweepSettings,
     config = trial_config(settings, trial.params, Path(settings.config["logdir"]))
     header = (f"# The best trial of the sweep {settings.study!r}: trial {trial.number}, {settings.metric} "
               f"{trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}\n"
-              f"# (its run: {trial.user_attrs.get('run_dir')}).\n"
+              f"# (its run: {shown(trial.user_attrs.get('run_dir'))}).\n"
               f"# Train it: mnist-pl train --model {settings.model} --config {path}\n")
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
 
@@ -185,7 +193,7 @@ def report_sweep(study: optuna.Study, settings: SweepSettings) -> str:
         write_best(study, best, settings, folder / "best.yaml")
         written.append("best.yaml")
         lines.append(f"Best:        trial {best.number}, {settings.metric} {best.value:.4f} "
-                     f"(epoch {best.user_attrs.get('best_epoch')}): {best.user_attrs.get('run_dir')}")
+                     f"(epoch {best.user_attrs.get('best_epoch')}): {shown(best.user_attrs.get('run_dir'))}")
         lines.append(f"Train it:    mnist-pl train --model {settings.model} --config {folder / 'best.yaml'}")
     skipped = draw_pictures(study, settings) if trials else dict.fromkeys(PICTURES, "no trials")
     written += [name for name in PICTURES if name not in skipped]

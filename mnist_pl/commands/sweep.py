@@ -102,7 +102,7 @@ def _sweep(args: argparse.Namespace) -> int:
                              storage=storage_url(args.storage, study_dir), trials=args.trials, metric=metric,
                              mode=args.mode or default_mode(args.model, metric), pruner=args.pruner)
     print(f"Sweep {study!r}: {args.trials} trials of {args.model} over {', '.join(space.keys())} "
-          f"({space.path}); {settings.metric} ({settings.mode}); study in "
+          f"(space {args.space or args.model}); {settings.metric} ({settings.mode}); study in "
           f"{study_dir / 'study.db' if args.storage is None else args.storage}", flush=True)
     print(report_sweep(run_sweep(settings, args.workers), settings))
     return 0
