@@ -1,4 +1,4 @@
-"""Packaging: the wheel carries the shipped configs and the py.typed marker, and a missing
+"""Packaging: the wheel carries the shipped configs, search spaces and the py.typed marker, and a missing
 config says how to get one."""
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def test_wheel_holds_every_module_and_the_configs(tmp_path):
     shipped = {path.name: path.read_bytes() for path in (ROOT / "configs").glob("*.yaml")}
     assert {"dense.yaml", "cnn.yaml", "gan.yaml"} <= set(shipped)  # and any other shipped config
     assert packed == shipped
+    spaces = {path.name for path in (ROOT / "mnist_pl" / "spaces").glob("*.yaml")}
+    assert {"dense.yaml", "cnn.yaml", "gan.yaml"} <= spaces  # the sweeps' shipped search spaces
+    assert {f"mnist_pl/spaces/{name}" for name in spaces} <= set(names)
 
 
 def test_missing_config_names_a_file_that_exists(tmp_path):
