@@ -47,6 +47,7 @@ def trial_seconds(study_dir: Path) -> list[float]:
 
 def run_sweep(workers: int, args: argparse.Namespace, folder: Path) -> dict:
     before = load()
+    folder.mkdir(parents=True, exist_ok=True)
     wall, out = mnist_pl("sweep", "--model", "cnn", "--trials", str(args.trials), "--max-epochs", str(args.max_epochs),
                          "--data-dir", str(args.data_dir), "--seed", str(args.seed), "--logdir", str(folder),
                          "--workers", str(workers), "--accelerator", "cpu", cwd=folder)
