@@ -14,8 +14,8 @@ def random_affine(images: torch.Tensor, degrees: float = 5.0, translate: float =
                   scale: tuple[float, float] = (0.95, 1.05)) -> torch.Tensor:
     """Rotate, shift and scale each image of a batch at random, all in one grid_sample.
 
-    Mostly shifts (up to 10% of the side), with small turns and zooms: strong enough for 8,000
-    digits, mild enough for Fashion-MNIST's upright clothes, which larger turns hurt.
+    Mostly shifts (up to 10% of the side), with small turns and zooms: mild enough for
+    Fashion-MNIST's upright clothes, which larger turns hurt.
 
     Normalised images have a non-zero background, so it is shifted to zero around the warp so
     that the pixels the warp brings in match it.

@@ -28,8 +28,8 @@ from .quality import Evaluator
 from .registry import MODEL_CLASSES, constructor_defaults, model_class
 from .runs import newest_last_checkpoint
 
-# hyperparameters of GAN checkpoints written before sample quality became the `quality` config
-# section (the SampleQuality callback); the GAN no longer takes them, so loading drops them
+# hyperparameters that old GAN checkpoints hold but the GAN does not take (sample quality is the
+# config's `quality` section, the SampleQuality callback): loading drops them
 RETIRED_HYPERPARAMETERS = {"evaluator_checkpoint", "quality_samples"}
 
 

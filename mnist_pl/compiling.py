@@ -17,10 +17,9 @@ def compile_mode(setting: bool | str, device: torch.device) -> str | None:
     """The torch.compile mode that the config's `compile` asks for on `device` (None: do not compile).
 
     `true` picks "reduce-overhead" on CUDA: it replays each network's forward and backward kernels as
-    CUDA graphs, one launch each instead of dozens. These networks are small enough that a GPU step
-    is bound by launch and Python overhead, not arithmetic (a whole step captured as a CUDA graph ran
-    3.3-7.7x faster on an H100 in the measurements that opened issue 12). Elsewhere "default". A mode
-    name picks that mode on any device.
+    CUDA graphs, one launch each instead of dozens: these networks are small enough that a GPU step
+    is bound by launch and Python overhead, not arithmetic. Elsewhere "default". A mode name picks
+    that mode on any device.
     """
     if setting is False or setting is None:
         return None

@@ -235,7 +235,7 @@ class InMemoryImages(Dataset):
         index = torch.as_tensor(indices)
         if index.device != self.labels.device:  # a list (worker processes, DDP's evaluation shards)
             index = _to_device(index, self.labels.device)
-        # index_select, not images[index]: on a CPU it cuts a batch of 256 in 4 us instead of 55-100
+        # index_select, not images[index]: an order of magnitude faster on a CPU
         return self.normalization.from_bytes(self.images.index_select(0, index)), self.labels.index_select(0, index)
 
 

@@ -16,9 +16,8 @@ def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back.
 
     By default glibc returns large freed blocks to the kernel and the next step's tensors of the
-    same size fault every page back in: on this project's 2-core CPU a CNN step spent 10-25% of
-    its time in page faults, a different share in each process. Kept, they cost no memory beyond
-    the training's own peak. Process-wide, so train.py calls it (call it yourself in your own
+    same size fault every page back in, a sizeable and varying share of a CPU step's time. Kept,
+    they cost no memory beyond the training's own peak. Process-wide, so train.py calls it (call it yourself in your own
     scripts); returns False, changing nothing, where the C library is not glibc (macOS, Windows).
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

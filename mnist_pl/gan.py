@@ -290,8 +290,8 @@ class GAN(MNISTModule):
             opt_g.step()
         self.update_ema()
 
-        # as in ImageClassifier: epoch sums on the device, and self.log (~0.3 ms of Lightning
-        # bookkeeping a call) only on the steps the logger records
+        # as in ImageClassifier: epoch sums on the device, and self.log (costly bookkeeping in
+        # Lightning) only on the steps the logger records
         with torch.no_grad():
             stats = torch.stack([loss_d, loss_g, logits_real.sigmoid().mean(), logits_fake.sigmoid().mean()])
         self._train_sums += stats * n
