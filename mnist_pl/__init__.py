@@ -21,7 +21,7 @@ _EXPORTS = {
     "datamodule_for": "checkpoints", "load_classifier": "checkpoints", "load_evaluator": "checkpoints",
     "load_gan": "checkpoints", "load_model": "checkpoints",
     "CNNClassifier": "classifier", "DenseClassifier": "classifier", "ImageClassifier": "classifier",
-    "MODELS": "config", "load_config": "config",
+    "load_config": "config",
     "DATASETS": "data", "CorruptDataError": "data", "DataNotFoundError": "data", "MNISTDataModule": "data",
     "read_idx": "data",
     "DemoClassifier": "demo", "build_app": "demo", "serve": "demo",
@@ -31,6 +31,7 @@ _EXPORTS = {
     "export_checkpoint": "export",
     "GAN": "gan",
     "MNISTModule": "module",
+    "MODELS": "registry", "register_model": "registry",
     "MLP": "nets", "ConvNet": "nets", "DCGANDiscriminator": "nets", "DCGANGenerator": "nets",
     "Discriminator": "nets", "Generator": "nets",
     "Normalization": "normalization",
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from .callbacks import SampleQuality
     from .checkpoints import datamodule_for, load_classifier, load_evaluator, load_gan, load_model
     from .classifier import CNNClassifier, DenseClassifier, ImageClassifier
-    from .config import MODELS, load_config
+    from .config import load_config
     from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
     from .demo import DemoClassifier, build_app, serve
     from .environment import keep_freed_memory
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from .plots import confusion_matrix_figure, image_grid, misclassified_figure, predictions_figure, save_figure
     from .predict import Prediction, classify, predict_files, preprocess, to_mnist_style
     from .quality import Evaluator, sample_quality
+    from .registry import MODELS, register_model
     from .space import Dimension, Space, load_space
     from .sweep import SweepSettings, run_sweep
     from .sweep_report import report_sweep

@@ -6,6 +6,7 @@ Every checkpoint mnist-pl reads is loaded here: `load_model` (any model), `load_
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pickle
@@ -25,7 +26,7 @@ from .errors import ArgumentError, UserError
 from .gan import GAN
 from .module import MODEL_NAME_KEY
 from .quality import Evaluator
-from .registry import MODEL_CLASSES, constructor_defaults, model_class
+from .registry import MODEL_CLASSES, SHIPPED_MODELS, constructor_defaults, is_class_path, model_class, run_folder
 from .runs import newest_last_checkpoint
 
 # hyperparameters that old GAN checkpoints hold but the GAN does not take (sample quality is the
@@ -92,54 +93,84 @@ def _looks_like_text(path: Path) -> bool:
 
 
 def checkpoint_model_name(checkpoint: dict[str, Any]) -> str | None:
-    """The registered name of the model in `checkpoint`, or None if it holds no mnist-pl model.
+    """The model in `checkpoint` as `--model` names it ("cnn", or "module:Class" of your own), or
+    None if it holds no mnist-pl model.
 
     mnist-pl writes the name into every checkpoint (MNISTModule.on_save_checkpoint). For a
-    checkpoint written before that, the name is guessed: the first model whose constructor takes
-    all of its hyperparameters (a subset, not equality, so that checkpoints from before a new,
-    defaulted argument still load).
+    checkpoint written before that, the name is guessed among the shipped models: the first whose
+    constructor takes all of its hyperparameters (a subset, not equality, so that checkpoints
+    from before a new, defaulted argument still load).
     """
     if MODEL_NAME_KEY in checkpoint:
-        return checkpoint[MODEL_NAME_KEY] if checkpoint[MODEL_NAME_KEY] in MODEL_CLASSES else None
+        name = checkpoint[MODEL_NAME_KEY]
+        return name if isinstance(name, str) and (name in MODEL_CLASSES or is_class_path(name)) else None
     saved = set(checkpoint.get("hyper_parameters", {})) - RETIRED_HYPERPARAMETERS
-    for name in MODEL_CLASSES:
+    for name in SHIPPED_MODELS:
         if saved and saved <= set(constructor_defaults(model_class(name))):
             return name
     return None
 
 
-def load_model(path: str | Path, kinds: tuple[str, ...] = tuple(MODEL_CLASSES),
+def load_model(path: str | Path, kinds: tuple[str | type, ...] = (),
                purpose: str = "this command") -> tuple[L.LightningModule, dict[str, Any]]:
     """The model saved in checkpoint `path`, in eval mode on the CPU, and the checkpoint dict.
 
-    `kinds` are the model names `purpose` accepts; any other kind is a UserError.
+    A model of your own is imported by the "module:Class" its checkpoint names (from the Python
+    path or the working folder). `kinds` are the model names `purpose` accepts, and classes
+    whose subclasses it accepts (empty: any model); any other model is a UserError.
     """
     checkpoint = read_checkpoint(path)
     name = checkpoint_model_name(checkpoint)
     if name is None:
-        raise UserError(f"checkpoint {path} holds no mnist-pl model (it names none of "
-                        f"{', '.join(MODEL_CLASSES)}); give a .ckpt file written by train.py.")
-    if name not in kinds:
-        what = "a GAN: it generates digits and does not classify them" if name == "gan" else f"a {name} model"
-        raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a "
-                        f"{' or '.join(kinds)} checkpoint (train one with: python train.py --model {kinds[-1]}).")
-    hyperparameters = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items()
-                       if key not in RETIRED_HYPERPARAMETERS}
-    try:  # the constructor checks them as it would a user's arguments
-        model = model_class(name)(**hyperparameters)
-    except ArgumentError as err:
+        named = checkpoint.get(MODEL_NAME_KEY)
+        raise UserError(f"checkpoint {path} holds no mnist-pl model (it names "
+                        f"{f'{named!r}, none' if named else 'none'} of {', '.join(MODEL_CLASSES)}, "
+                        "nor a module:Class); give a .ckpt file written by train.py.")
+    try:
+        cls = model_class(name)
+    except UserError as err:
+        raise UserError(f"checkpoint {path} holds a {name} model, which cannot be loaded here: {err}") from None
+    accepted = tuple(model_class(kind) if isinstance(kind, str) else kind for kind in kinds)
+    if accepted and not issubclass(cls, accepted):
+        names = [kind for kind in kinds if isinstance(kind, str)]
+        bases = " or ".join(f"a {kind.__name__}" for kind in kinds if not isinstance(kind, str))
+        what = "a GAN: it generates digits and does not classify them" if issubclass(cls, GAN) else f"a {name} model"
+        raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a {' or '.join(names)} checkpoint"
+                        + (f" (or {bases} of your own)" if bases else "")
+                        + f" (train one with: python train.py --model {names[-1]}).")
+    try:
+        model = cls(**constructor_arguments(cls, checkpoint.get("hyper_parameters", {})))
+    except ArgumentError as err:  # the constructor checks them as it would a user's arguments
         raise UserError(f"checkpoint {path} holds hyperparameters its {name} model does not allow: {err}") from None
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 (a class of the user's may have changed its arguments)
+        raise UserError(f"checkpoint {path}: its hyperparameters do not fit {name} ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'no message'}); has the class changed "
+                        "since it was trained?") from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
         raise UserError(f"checkpoint {path}: its weights do not fit its {name} model "
-                        f"({str(err).splitlines()[0]}). The file is damaged.") from None
+                        f"({str(err).splitlines()[0]}). The file is damaged"
+                        + ("." if name in SHIPPED_MODELS else ", or the class has changed since it was trained.")) from None
     return model.eval(), checkpoint
 
 
+def constructor_arguments(cls: type, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The saved `hyperparameters` that the constructor of `cls` takes. Lightning saves those of
+    every constructor in the chain (a subclass's and ImageClassifier's), so, as Lightning's own
+    load_from_checkpoint does, a constructor without **kwargs gets only the names it declares."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    return {key: value for key, value in hyperparameters.items() if key not in RETIRED_HYPERPARAMETERS
+            and (takes_any or key in {p.name for p in parameters})}
+
+
 def load_classifier(path: str | Path, purpose: str = "this command") -> tuple[ImageClassifier, dict[str, Any]]:
-    """A dense or CNN classifier from `path` (a GAN checkpoint is a UserError), and the checkpoint."""
-    model, checkpoint = load_model(path, ("dense", "cnn"), purpose)
+    """A classifier from `path` (dense, CNN, or an ImageClassifier of your own; a GAN checkpoint
+    is a UserError), and the checkpoint."""
+    model, checkpoint = load_model(path, ("dense", "cnn", ImageClassifier), purpose)
     assert isinstance(model, ImageClassifier)
     return model, checkpoint
 
@@ -175,7 +206,7 @@ def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMod
 def find_last_checkpoint(logdir: str | Path, model_name: str) -> Path:
     """The last.ckpt of the newest run of `model_name` under `logdir` (what --resume last means)."""
     try:
-        return newest_last_checkpoint(logdir, [model_name], "--resume last")
+        return newest_last_checkpoint(logdir, [run_folder(model_name)], "--resume last")
     except UserError as err:
         raise UserError(f"{err} Without a run there is nothing to resume: train without --resume first.") from None
 
@@ -188,11 +219,21 @@ def run_dir_of(checkpoint_path: Path) -> Path | None:
     return None
 
 
+def _same_model(saved: str | None, model: str) -> bool:
+    """Whether the model a checkpoint names is `model` (a name, or the class it registers)."""
+    if saved is None or saved == model:
+        return saved is not None
+    try:
+        return model_class(saved) is model_class(model)
+    except UserError:
+        return False
+
+
 def check_resumable(checkpoint: dict[str, Any], path: Path, model_name: str, config: dict[str, Any]) -> None:
     """Refuse, with the reason, to resume `model_name` with `config` from this checkpoint."""
     model_config = config["model"]
     kind = checkpoint_model_name(checkpoint)
-    if kind != model_name:
+    if not _same_model(kind, model_name):
         raise UserError(f"--resume {path}: this checkpoint holds {f'a {kind} model' if kind else 'no mnist-pl model'}, not {model_name}. "
                         f"Resume it with --model {kind}, or pick a {model_name} checkpoint.")
     if "optimizer_states" not in checkpoint or "loops" not in checkpoint:

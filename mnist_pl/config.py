@@ -17,11 +17,10 @@ import yaml
 from .callbacks import SampleQuality
 from .data import MNISTDataModule
 from .errors import UserError
-from .registry import CONFIG_DIR, MODEL_CLASSES, constructor_defaults, model_class
+from .registry import (CONFIG_DIR, SHIPPED_MODELS, constructor_defaults, default_config_path, model_class,
+                       model_names)
 from .rules import Seed, argument_hints, at_least, check_value, coerce, did_you_mean, is_wrong_type, one_of
 
-# the model classes by name (registry.py says where each lives)
-MODELS: dict[str, type[L.LightningModule]] = {name: model_class(name) for name in MODEL_CLASSES}
 # keys outside the sections: what train() itself does (see training.py)
 TOP_LEVEL = {"seed": 42, "logdir": "runs", "compile": False, "profile": False,
              "checkpoint_every_n_steps": 0}
@@ -53,13 +52,9 @@ def section_defaults(model: str) -> dict[str, dict[str, Any]]:
     """Every valid key of each section, with the value the code uses when the config is silent."""
     trainer = {k: v for k, v in constructor_defaults(L.Trainer).items() if k not in TRAINER_MANAGED}
     return {"data": constructor_defaults(MNISTDataModule),
-            "model": constructor_defaults(MODELS[model]),
+            "model": constructor_defaults(model_class(model)),
             "trainer": trainer,
             "quality": constructor_defaults(SampleQuality)}
-
-
-def default_config_path(model: str) -> Path:
-    return CONFIG_DIR / f"{model}.yaml"
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -93,7 +88,10 @@ def resolve_config_path(path: str | Path) -> Path:
 
 def _how_to_get_a_config(model: str, missing: Path) -> str:
     """The fix for the missing config file `missing`: the shipped ones, if this install has them."""
-    shipped = default_config_path(model)
+    if model not in SHIPPED_MODELS:
+        return (f"give --config the YAML file of your model {model} (its sections as in the shipped "
+                f"{CONFIG_DIR / 'cnn.yaml'}), or leave out --config to use the code's defaults.")
+    shipped = CONFIG_DIR / f"{model}.yaml"
     if shipped.is_file():
         names = shipped_config_names(model)
         if missing.parent == Path(".") and (close := did_you_mean(missing.stem, names)):
@@ -101,7 +99,7 @@ def _how_to_get_a_config(model: str, missing: Path) -> str:
             return f"{close.removeprefix('; ')} (the shipped configs for --model {model}: {', '.join(names)})"
         return (f"leave out --config to use the shipped {shipped}, pass a shipped config's name "
                 f"(--config {' or '.join(names)}), or copy one and pass --config YOUR_COPY.yaml.")
-    return (f"this installation of mnist-pl lacks its shipped configs ({CONFIG_DIR} is missing); "
+    return (f"this installation of mnist-pl lacks its shipped configs ({shipped} is missing); "
             "reinstall mnist-pl (pip install . in its source folder), or pass --config with a YAML file.")
 
 
@@ -136,8 +134,8 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
         return UserError(f"{where}: there is no section {section!r}{did_you_mean(section, sections)} "
                          f"(sections: {', '.join(sorted(sections))}).")
     if section == "model":
-        owners = [other for other in MODELS if other != model
-                  and name in constructor_defaults(MODELS[other])]
+        owners = [other for other in model_names() if other != model
+                  and name in constructor_defaults(model_class(other))]
         if owners:
             return UserError(f"{where}: model.{name} belongs to the {' and '.join(owners)} model "
                              f"(--model {owners[0]}), not to {model}. {model}'s model keys: "
@@ -152,7 +150,7 @@ def _unknown_key(key: str, source: str, model: str, valid: dict[str, Any]) -> Us
 
 def key_rules(model: str) -> dict[str, tuple[Any, tuple[Any, ...]]]:
     """(type hint, rules beyond it) of every config key of `model`, read off the classes that take them."""
-    classes: dict[str, type] = {"data": MNISTDataModule, "model": MODELS[model], "trainer": L.Trainer,
+    classes: dict[str, type] = {"data": MNISTDataModule, "model": model_class(model), "trainer": L.Trainer,
                                 "quality": SampleQuality}
     found: dict[str, tuple[Any, tuple[Any, ...]]] = {k: (hint, ()) for k, hint in TOP_LEVEL_TYPES.items()}
     for section, cls in classes.items():
@@ -178,21 +176,20 @@ def check_config_value(key: str, value: Any, source: str, hint: Any, rules: tupl
 
 def load_config(model: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 origins: dict[str, str] | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
-    """The full, validated config for `model`: code defaults, then the YAML file (default
-    configs/<model>.yaml; a bare name such as "cnn-fashion" is a shipped config), then
-    `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
+    """The full, validated config for `model` (a registered name or "module:Class"): code
+    defaults, then the YAML file (default configs/<model>.yaml for a shipped model, the file
+    given to register_model, or none; a bare name such as "cnn-fashion" is a shipped config),
+    then `overrides` ({"model.lr": 0.01, "seed": 1, ...}).
 
     Every value is checked against its constructor argument's type hint and declared rules
     before anything is built. `origins` says where an override came from (a flag such as
     "--lr"; default "--set"), for the error messages; `sources`, if given, is filled with where
     each key set by the file or the overrides came from.
     """
-    if model not in MODELS:
-        raise UserError(f"unknown model {model!r}{did_you_mean(model, MODELS)} (choose {', '.join(MODELS)}).")
-    defaults = section_defaults(model)
+    defaults = section_defaults(model)  # a UserError for a model that is none
     path = resolve_config_path(path) if path is not None else default_config_path(model)
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = (yaml.safe_load(path.read_text()) or {}) if path is not None else {}
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model, path)}") from None
     except yaml.MarkedYAMLError as err:

@@ -2,8 +2,8 @@
 
 Every mnist-pl LightningModule derives from it and overrides what differs from the defaults
 below; `build_trainer` and `train` (training.py) read these and never ask which model they
-have, so a new model needs no edit there: derive from MNISTModule, set what applies, and
-register its name in registry.py.
+have, so a new model needs no edit there: derive from MNISTModule, set what applies, and train
+it with `--model your_module:YourClass` (see registry.py).
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class MNISTModule(L.LightningModule):
         return {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # the model's name, so that a checkpoint is loaded as what it is, never guessed
-        name = name_of(type(self))
-        if name is not None:
-            checkpoint[MODEL_NAME_KEY] = name
+        # the model's name ("cnn", or "module:Class" of your own), so that a checkpoint is loaded
+        # as what it is, never guessed
+        checkpoint[MODEL_NAME_KEY] = name_of(type(self))

@@ -21,12 +21,13 @@ from lightning.pytorch.profilers import SimpleProfiler
 from .callbacks import (BestValidation, CompiledTraining, LastEveryNSteps, ProgressBar, RandomState, SampleQuality,
                         best_checkpoint_callback)
 from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
-from .config import MODELS, as_typed, section_defaults
+from .config import as_typed, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
 from .errors import ArgumentError, UserError
 from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
+from .registry import model_class, run_folder
 
 
 T = TypeVar("T")
@@ -95,7 +96,8 @@ def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, chec
 def train(model: str, config: dict[str, Any], resume: str | Path | None = None,
           sources: dict[str, str] | None = None, *, callbacks: list[L.Callback] | None = None,
           logger: Logger | list[Logger] | None = None, progress_bar: bool = True) -> dict[str, Any]:
-    """Train `model` (a registered name) with a config from `load_config`; return (and save) the results.
+    """Train `model` (a registered name, or "module:Class" of your own) with a config from
+    `load_config`; return (and save) the results.
 
     `resume` is a checkpoint to continue from: model, optimisers, schedules, epoch and step
     are restored, and a checkpoint of a train.py run keeps logging into that run's directory.
@@ -147,11 +149,16 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     for section, key in (("data", "split_seed"), ("model", "sample_seed"), ("quality", "seed")):
         if key in known[section] and config[section].get(key) is None:
             config[section][key] = config["seed"]
-    model = built("model", "model", config, sources, lambda: MODELS[model_name](**config["model"]))
+    model_type = model_class(model_name)
+    if not issubclass(model_type, MNISTModule):
+        raise UserError(f"model {model_name}: {model_type.__name__} is a LightningModule, but train() needs the "
+                        "rules of its run (best checkpoint's metric, data normalisation, ...): derive it from "
+                        "mnist_pl.MNISTModule, or from ImageClassifier for a classifier.")
+    model = built("model", "model", config, sources, lambda: model_type(**config["model"]))
     datamodule = built("data module", "data", config, sources, lambda: MNISTDataModule(**config["data"]))
     datamodule.check_data()  # before any run directory is made
     model.check_datamodule(datamodule)  # (again at fit) before any run directory is made
-    logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": model_name}
+    logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": run_folder(model_name)}
     if resume is not None:
         resume = Path(resume)
         checkpoint = read_checkpoint(resume)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from ..registry import model_names, shipped_values
+from ..errors import UserError
+from ..registry import CLASS_PATH_HINT, SHIPPED_MODELS, check_model_name, model_names, shipped_values
 
 Handler = Callable[[argparse.Namespace], int]
 Subcommands = argparse._SubParsersAction
@@ -33,7 +34,7 @@ def with_config_default(help: str, key: str) -> str:
     if not values:
         return help
     texts = {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in values.items()}
-    if len(set(texts.values())) == 1 and len(texts) == len(model_names()):
+    if len(set(texts.values())) == 1 and len(texts) == len(SHIPPED_MODELS):
         shown = next(iter(texts.values()))
     else:
         shown = ", ".join(f"{name} {text}" for name, text in texts.items())
@@ -53,12 +54,21 @@ def add_command(sub: Subcommands, name: str, handler: Handler, help: str, descri
 
 def add_model_flags(parser: argparse.ArgumentParser, what: str = "which model") -> None:
     """--model, --config and --set: a model and its full config (see config.load_config)."""
-    parser.add_argument("--model", choices=model_names(), default="cnn", help=what)
+    parser.add_argument("--model", type=_model_flag, default="cnn", metavar="|".join([*model_names(), "module:Class"]),
+                        help=f"{what}: {', '.join(model_names())}, or {CLASS_PATH_HINT}")
     parser.add_argument("--config", default=None, metavar="FILE|NAME",
                         help="YAML config file, or a shipped config's name such as cnn-fashion "
-                             "(default: the shipped configs/<model>.yaml)")
+                             "(default: the shipped configs/<model>.yaml; for a module:Class, the code's defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set model.dropout=0.1 (repeatable)")
+
+
+def _model_flag(text: str) -> str:
+    """--model's value, if it is a model's name or of the form module:Class (imported later)."""
+    try:
+        return check_model_name(text)
+    except UserError as err:  # argparse adds "(see ... --help)"
+        raise argparse.ArgumentTypeError(str(err).removesuffix(".")) from None
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser, what: str = "a .ckpt file written by train.py",

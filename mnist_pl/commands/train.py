@@ -19,7 +19,7 @@ FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size
 
 def add_commands(sub: Subcommands) -> None:
     p = add_command(sub, "train", _train, help="train a model, test it and save checkpoints and a TensorBoard run",
-                    description="Train dense, cnn or gan on MNIST-style data. Settings come from the code's "
+                    description="Train dense, cnn, gan or a model of your own (--model module:Class) on MNIST-style data. Settings come from the code's "
                                 "defaults, then --config, then the flags below, then --set.")
     add_model_flags(p, what="which model to train")
     p.add_argument("--dataset", help="mnist, fashion-mnist or kmnist (data.dataset)")
@@ -56,6 +56,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..checkpoints import run_dir_of
     from ..config import load_config, parse_set
     from ..environment import keep_freed_memory
+    from ..registry import run_folder
     from ..training import train
 
     keep_freed_memory()  # before the data and the networks take their memory
@@ -76,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         resume = _resume_path(args, overrides)
         run_dir = run_dir_of(resume)
         # the run's own config, if the run is of this model (else the mismatch is reported later)
-        if config_path is None and run_dir is not None and run_dir.parent.name == args.model:
+        if config_path is None and run_dir is not None and run_dir.parent.name == run_folder(args.model):
             config_path = run_dir / "config.yaml"
     sources: dict[str, str] = {}
     config = load_config(args.model, config_path, overrides, origins, sources)
