@@ -81,6 +81,9 @@ def explain_parse_error(message: str, parser: argparse.ArgumentParser) -> str:
     missing_value = re.match(r"argument (?P<arg>[^:]+): expected one argument$", message)
     if missing_value:
         return f"{missing_value['arg'].split('/')[-1]} needs a value (see {parser.prog} --help)"
+    named = re.match(r"argument (?P<arg>[^:]+): (?P<text>.*)$", message)
+    if named and any(flag in named["text"] for flag in named["arg"].split("/")):
+        return named["text"]  # a flag's own check (its type), whose message names the flag already
     required = re.match(r"the following arguments are required: (?P<args>.*)$", message)
     if required:
         if required["args"] == "COMMAND":

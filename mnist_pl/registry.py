@@ -38,7 +38,7 @@ _REGISTERED_CONFIGS: dict[str, Path] = {}
 _REGISTERED_CLASSES: dict[str, type] = {}  # registered as class objects (they may live in a script)
 
 CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-CLASS_PATH_HINT = "module:Class for a model of your own, such as my_models:FocalCNN"
+CLASS_PATH_HINT = "module:Class of your own, such as my_models:FocalCNN"
 
 
 def model_names() -> list[str]:
@@ -56,21 +56,21 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def unknown_model(model: str) -> str:
-    """Why `model` is no model, and what to give instead (one sentence without its full stop)."""
+def unknown_model(model: str, what: str = "model") -> str:
+    """Why `model` is no model, and what to give instead, `what` naming it ("model", "--model")."""
     if is_class_path(model):
-        return (f"model {model!r} is not of the form module:Class (for example my_models:FocalCNN, with "
+        return (f"{what} {model!r} is not of the form module:Class (for example my_models:FocalCNN, with "
                 "my_models.py in the working folder or on the Python path)")
-    return (f"unknown model {model!r}{did_you_mean(model, MODEL_CLASSES)} Choose {', '.join(MODEL_CLASSES)}, "
-            f"or {CLASS_PATH_HINT}").replace("' Choose", "'. Choose")
+    return (f"unknown {what} {model!r}{did_you_mean(model, MODEL_CLASSES)} (choose {', '.join(MODEL_CLASSES)}, "
+            f"or {CLASS_PATH_HINT})")
 
 
-def check_model_name(model: str) -> str:
+def check_model_name(model: str, what: str = "model") -> str:
     """`model` if it is a registered name or looks like module:Class (nothing is imported), else a
     UserError: what `--model` checks while the command line is parsed."""
     if model in MODEL_CLASSES or CLASS_PATH.match(model):
         return model
-    raise UserError(unknown_model(model) + ".")
+    raise UserError(unknown_model(model, what))
 
 
 def register_model(name: str, cls: type | str, config: str | Path | None = None) -> None:

@@ -49,8 +49,8 @@ def test_model_choices_come_from_the_registry(capsys):
     with pytest.raises(SystemExit) as done:
         main(["summary", "--model", "resnet"])
     assert done.value.code == 2
-    assert capsys.readouterr().err == ("error: --model: unknown model 'resnet'. Choose dense, cnn, gan, or module:Class "
-                                       "for a model of your own, such as my_models:FocalCNN (see mnist-pl summary --help)\n")
+    assert capsys.readouterr().err == ("error: unknown --model 'resnet' (choose dense, cnn, gan, or module:Class "
+                                       "of your own, such as my_models:FocalCNN)\n")
 
 
 def test_registry_names_the_model_classes():

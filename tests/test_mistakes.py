@@ -125,7 +125,8 @@ CASES = {
                             "trainer.max_epochs must be a whole number"),
     # the command line itself: argparse's mistakes are one line too
     "model misspelt": (lambda w: train_args(w, "--model", "cnnn"),
-                       "error: unknown --model 'cnnn'; did you mean 'cnn'? (choose dense, cnn, gan)\n"),
+                       "error: unknown --model 'cnnn'; did you mean 'cnn'? (choose dense, cnn, gan, or module:Class of "
+                       "your own, such as my_models:FocalCNN)\n"),
     "command misspelt": (lambda w: ["trian", "--model", "cnn"], "unknown command 'trian'; did you mean 'train'?"),
     "flag misspelt": (lambda w: train_args(w, "--epochs", "3"),
                       "unknown flag '--epochs'; did you mean '--max-epochs'? (see mnist-pl train --help)"),

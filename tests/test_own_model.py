@@ -119,7 +119,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("model, message", [
-    ("cnnn", "--model: unknown model 'cnnn'; did you mean 'cnn'? Choose dense, cnn, gan, or module:Class"),
+    ("cnnn", "error: unknown --model 'cnnn'; did you mean 'cnn'? (choose dense, cnn, gan, or module:Class"),
     ("no_such_module:Net", "model no_such_module:Net: no module named 'no_such_module' can be imported; run from"),
     ("own_plain:Missing", "model own_plain:Missing: module own_plain ("),
     ("own_broken:Net", "model own_broken:Net: importing own_broken failed (RuntimeError: the model file is broken)"),

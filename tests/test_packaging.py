@@ -14,6 +14,7 @@ import pytest
 
 from mnist_pl import UserError, load_config
 from mnist_pl import config as config_module
+from mnist_pl import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # what a wheel is built from; build outputs and run folders of the working copy stay behind
@@ -60,5 +61,6 @@ def test_missing_config_names_a_file_that_exists(tmp_path):
 
 def test_install_without_configs_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setattr(config_module, "CONFIG_DIR", tmp_path / "configs")
+    monkeypatch.setattr(registry, "CONFIG_DIR", tmp_path / "configs")
     with pytest.raises(UserError, match=r"lacks its shipped configs.*reinstall mnist-pl"):
         load_config("cnn")

@@ -132,7 +132,7 @@ def test_script_exit_status_and_no_traceback(tmp_path):
 def test_unknown_model_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "resnet"])
-    assert exit_.value.code == 2 and "error: --model: unknown model 'resnet'. Choose dense, cnn, gan, or module:Class" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: unknown --model 'resnet' (choose dense, cnn, gan, or module:Class" in capsys.readouterr().err
 
 
 def test_fast_dev_run_flag_saves_nothing(idx_dir, tmp_path, capsys, monkeypatch):

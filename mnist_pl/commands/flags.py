@@ -55,7 +55,7 @@ def add_command(sub: Subcommands, name: str, handler: Handler, help: str, descri
 def add_model_flags(parser: argparse.ArgumentParser, what: str = "which model") -> None:
     """--model, --config and --set: a model and its full config (see config.load_config)."""
     parser.add_argument("--model", type=_model_flag, default="cnn", metavar="|".join([*model_names(), "module:Class"]),
-                        help=f"{what}: {', '.join(model_names())}, or {CLASS_PATH_HINT}")
+                        help=f"{what}: {', '.join(model_names())}, or a {CLASS_PATH_HINT}")
     parser.add_argument("--config", default=None, metavar="FILE|NAME",
                         help="YAML config file, or a shipped config's name such as cnn-fashion "
                              "(default: the shipped configs/<model>.yaml; for a module:Class, the code's defaults)")
@@ -66,9 +66,9 @@ def add_model_flags(parser: argparse.ArgumentParser, what: str = "which model") 
 def _model_flag(text: str) -> str:
     """--model's value, if it is a model's name or of the form module:Class (imported later)."""
     try:
-        return check_model_name(text)
-    except UserError as err:  # argparse adds "(see ... --help)"
-        raise argparse.ArgumentTypeError(str(err).removesuffix(".")) from None
+        return check_model_name(text, "--model")
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser, what: str = "a .ckpt file written by train.py",
