@@ -161,7 +161,7 @@ def constructor_arguments(cls: type, hyperparameters: dict[str, Any]) -> dict[st
     """The saved `hyperparameters` that the constructor of `cls` takes. Lightning saves those of
     every constructor in the chain (a subclass's and ImageClassifier's), so, as Lightning's own
     load_from_checkpoint does, a constructor without **kwargs gets only the names it declares."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
+    parameters = inspect.signature(cls).parameters.values()
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     return {key: value for key, value in hyperparameters.items() if key not in RETIRED_HYPERPARAMETERS
             and (takes_any or key in {p.name for p in parameters})}

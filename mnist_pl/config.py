@@ -189,8 +189,10 @@ def load_config(model: str, path: str | Path | None = None, overrides: dict[str,
     defaults = section_defaults(model)  # a UserError for a model that is none
     path = resolve_config_path(path) if path is not None else default_config_path(model)
     try:
-        loaded = (yaml.safe_load(path.read_text()) or {}) if path is not None else {}
+        text = path.read_text() if path is not None else ""  # no file: the code's defaults
+        loaded = yaml.safe_load(text) or {}
     except FileNotFoundError:
+        assert path is not None
         raise UserError(f"config file {path} does not exist; {_how_to_get_a_config(model, path)}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark

@@ -228,7 +228,7 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
         lightning_base = klass is not cls and klass.__module__.startswith("lightning.")
         if klass is object or lightning_base or "__init__" not in vars(klass):
             continue
-        for name, p in inspect.signature(klass.__init__).parameters.items():
+        for name, p in inspect.signature(vars(klass)["__init__"]).parameters.items():
             if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 params.setdefault(name, None if p.default is p.empty else p.default)
     return params

@@ -4,7 +4,7 @@ or train() (a registered name), its checkpoints reloaded by every command in a f
 from __future__ import annotations
 
 import json
-import textwrap
+import re
 from pathlib import Path
 
 import lightning as L
@@ -19,42 +19,24 @@ from mnist_pl import registry
 from mnist_pl.cli import main
 from mnist_pl.module import MODEL_NAME_KEY
 
-# a classifier of the user's: one hidden layer handed to ImageClassifier with set_net
-TINY_NET = '''
-from torch import nn
-
-from mnist_pl import DenseClassifier, ImageClassifier
-
-
-class TinyNet(ImageClassifier):
-    """One hidden layer of `width` units."""
-
-    def __init__(self, width: int = 16, lr: float = 1e-3):
-        super().__init__(lr=lr)
-        self.save_hyperparameters()
-        self.set_net(nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, width), nn.ReLU(), nn.Linear(width, 10)))
+README = (ROOT / "README.md").read_text()
+# the README's model of your own (a classifier handed its network with set_net) and its YAML
+OWN_MODEL, OWN_CONFIG = re.search(r"<!-- snippet: own-model.*?-->\s*```python\n(.*?)```\s*```yaml\n(.*?)```",
+                                  README, re.S).groups()
+# and a subclass that takes no argument of its own
+PLAIN_DENSE = """
+from mnist_pl import DenseClassifier
 
 
 class PlainDense(DenseClassifier):
-    """A subclass that takes no argument of its own."""
-'''
-TINY_CONFIG = """
-data:
-  batch_size: 64
-model:
-  width: 24
-  lr: 0.003
-trainer:
-  max_epochs: 2
-  accelerator: cpu
-  log_every_n_steps: 2
+    pass
 """
 
 
 def write_models(folder: Path, module: str) -> Path:
     """The module `module` of TinyNet and PlainDense in `folder`, and tiny.yaml beside it."""
-    (folder / f"{module}.py").write_text(TINY_NET)
-    (folder / "tiny.yaml").write_text(TINY_CONFIG)
+    (folder / f"{module}.py").write_text(OWN_MODEL + PLAIN_DENSE)
+    (folder / "tiny.yaml").write_text(OWN_CONFIG)
     return folder
 
 
@@ -74,7 +56,8 @@ def registry_kept():
 def test_train_py_trains_your_model_and_every_command_reloads_it(idx_dir, tmp_path):
     write_models(tmp_path, "my_models")
     proc = run_cli(str(ROOT / "train.py"), "--model", "my_models:TinyNet", "--config", "tiny.yaml",
-                   "--data-dir", str(idx_dir), "--logdir", "runs", cwd=tmp_path)
+                   "--data-dir", str(idx_dir), "--logdir", "runs", "--batch-size", "64", "--accelerator", "cpu",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = tmp_path / "runs" / "my_models.TinyNet" / "version_0"
     results = json.loads((run_dir / "results.json").read_text())
@@ -166,7 +149,7 @@ def test_register_model_gives_your_model_a_name_and_a_config(idx_dir, tmp_path, 
 
     register_model("tiny", TinyNet, config=tmp_path / "tiny.yaml")
     config = load_config("tiny", overrides={"data.data_dir": str(idx_dir), "logdir": str(tmp_path / "runs"),
-                                            "trainer.max_epochs": 1})
+                                            "trainer.max_epochs": 1, "trainer.accelerator": "cpu"})
     assert config["model"] == {"width": 24, "lr": 0.003}  # from the registered YAML
     results = train("tiny", config, progress_bar=False)
     assert Path(results["run_dir"]) == tmp_path / "runs" / "tiny" / "version_0"
