@@ -26,8 +26,8 @@ from .errors import ArgumentError, UserError
 from .gan import GAN
 from .module import MODEL_NAME_KEY
 from .quality import Evaluator
-from .registry import MODEL_CLASSES, SHIPPED_MODELS, constructor_defaults, is_class_path, model_class, run_folder
-from .runs import newest_last_checkpoint
+from .registry import MODEL_CLASSES, SHIPPED_MODELS, constructor_defaults, is_class_path, model_class
+from .runs import CONFIG_FILE, run_dir_of
 
 # hyperparameters that old GAN checkpoints hold but the GAN does not take (sample quality is the
 # config's `quality` section, the SampleQuality callback): loading drops them
@@ -203,22 +203,6 @@ def datamodule_for(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMod
     return MNISTDataModule(**{key: value for key, value in settings.items() if key in known})
 
 
-def find_last_checkpoint(logdir: str | Path, model_name: str) -> Path:
-    """The last.ckpt of the newest run of `model_name` under `logdir` (what --resume last means)."""
-    try:
-        return newest_last_checkpoint(logdir, [run_folder(model_name)], "--resume last")
-    except UserError as err:
-        raise UserError(f"{err} Without a run there is nothing to resume: train without --resume first.") from None
-
-
-def run_dir_of(checkpoint_path: Path) -> Path | None:
-    """The run directory a checkpoint was written into by train.py, if it was."""
-    run_dir = checkpoint_path.resolve().parent.parent
-    if checkpoint_path.resolve().parent.name == "checkpoints" and (run_dir / "config.yaml").is_file():
-        return run_dir
-    return None
-
-
 def _same_model(saved: str | None, model: str) -> bool:
     """Whether the model a checkpoint names is `model` (a name, or the class it registers)."""
     if saved is None or saved == model:
@@ -250,7 +234,7 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, model_name: str, con
     run_dir = run_dir_of(path)
     if run_dir is not None and model_config.get("scheduler") in ("cosine", "onecycle"):
         # these schedules were sized for the run's length: another length cannot continue them
-        saved_trainer = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("trainer", {})
+        saved_trainer = (yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}).get("trainer", {})
         for key in ("max_epochs", "max_steps"):
             if saved_trainer.get(key) != config["trainer"].get(key):
                 raise UserError(

@@ -164,11 +164,6 @@ def name_of(cls: type) -> str:
     return next((name for name, shipped in SHIPPED_MODELS.items() if shipped == path), path)
 
 
-def run_folder(model: str) -> str:
-    """The folder under the log directory that holds `model`'s runs ("cnn", "my_models.FocalCNN")."""
-    return model.replace(":", ".")
-
-
 def default_config_path(model: str) -> Path | None:
     """The YAML file `model` is configured by when no --config is given: configs/<name>.yaml for
     a shipped model, the file given to register_model, else None (the code's defaults)."""

@@ -44,6 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .callbacks import BestValidation
 from .errors import UserError
 from .registry import model_class
+from .runs import last_checkpoints
 from .space import Dimension, Space, set_config_value
 from .training import train
 
@@ -397,7 +398,7 @@ def trial_config(settings: SweepSettings, values: dict[str, Any], trial_dir: Pat
 
 
 def last_checkpoint(trial_dir: Path, model: str) -> Path | None:
-    found = sorted(trial_dir.glob(f"{model}/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    found = sorted(last_checkpoints(trial_dir, model), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import lightning as L
 import torch
@@ -20,31 +19,19 @@ from lightning.pytorch.profilers import SimpleProfiler
 
 from .callbacks import (BestValidation, CompiledTraining, LastEveryNSteps, ProgressBar, RandomState, SampleQuality,
                         best_checkpoint_callback)
-from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, run_dir_of
+from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint
 from .config import as_typed, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
 from .errors import ArgumentError, UserError
 from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
-from .registry import model_class, run_folder
+from .registry import model_class
+from .runs import (CONFIG_FILE, LAST_CHECKPOINT, RESULTS_FILE, logger_location, removed_if_failed, run_dir_of,
+                   run_folder)
 
 
 T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def removed_if_failed(run_dir: Path | None) -> Iterator[None]:
-    """Remove the folders this run makes for `run_dir` if the block fails before any checkpoint
-    is written, so that a failed run leaves no empty version_N (and the next run takes its
-    number). Folders that existed before are never removed, nor a run that saved a checkpoint."""
-    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()] if run_dir else []
-    try:
-        yield
-    except Exception:
-        if made and not any(run_dir.glob("checkpoints/*.ckpt")):
-            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this run made
-        raise
 
 
 def check_accelerator(accelerator: str) -> None:
@@ -167,8 +154,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         if resumed_run is not None:
             # the same run directory; events past the checkpoint's step (written before the
             # crash) are purged, so TensorBoard shows neither gaps nor duplicated steps
-            logger_args = {"save_dir": resumed_run.parent.parent, "name": resumed_run.parent.name,
-                           "version": resumed_run.name, "purge_step": checkpoint["global_step"]}
+            logger_args = {**logger_location(resumed_run), "purge_step": checkpoint["global_step"]}
             wait_to_sort_after_events_in(resumed_run)
         del checkpoint
     logger = GraphLogger(default_hp_metric=False, log_graph=True, **logger_args)
@@ -189,7 +175,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
     if run_dir is not None and trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
     checkpoint = trainer.checkpoint_callback
@@ -203,7 +189,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "best_checkpoint": best or None,
-        "last_checkpoint": (str(Path(checkpoint.dirpath) / "last.ckpt")
+        "last_checkpoint": (str(Path(checkpoint.dirpath) / LAST_CHECKPOINT)
                             if checkpoint is not None and checkpoint.dirpath and run_dir else None),
         "best_validation": best_validation.result() if best_validation is not None else None,
     }
@@ -227,5 +213,5 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         results["compile_seconds"] = round(compiled.compile_seconds(), 1)
     results["tensorboard"] = f"tensorboard --logdir {run_dir}" if run_dir else None
     if run_dir is not None and trainer.is_global_zero:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (run_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..runs import RESULTS_FILE
 from .flags import Subcommands, add_command, add_model_flags, with_config_default
 
 # train's flags and the config key each sets (--set sets any key; it wins over these)
@@ -53,10 +54,9 @@ def add_commands(sub: Subcommands) -> None:
 def _train(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
-    from ..checkpoints import run_dir_of
+    from ..runs import CONFIG_FILE, is_run_of, run_dir_of
     from ..config import load_config, parse_set
     from ..environment import keep_freed_memory
-    from ..registry import run_folder
     from ..training import train
 
     keep_freed_memory()  # before the data and the networks take their memory
@@ -77,8 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         resume = _resume_path(args, overrides)
         run_dir = run_dir_of(resume)
         # the run's own config, if the run is of this model (else the mismatch is reported later)
-        if config_path is None and run_dir is not None and run_dir.parent.name == run_folder(args.model):
-            config_path = run_dir / "config.yaml"
+        if config_path is None and run_dir is not None and is_run_of(run_dir, args.model):
+            config_path = run_dir / CONFIG_FILE
     sources: dict[str, str] = {}
     config = load_config(args.model, config_path, overrides, origins, sources)
     results = train(args.model, config, resume=resume, sources=sources)
@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resume_path(args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
-    from ..checkpoints import find_last_checkpoint
+    from ..runs import find_last_checkpoint
     from ..config import load_config
 
     if args.resume != "last":
@@ -121,6 +121,6 @@ def format_results(results: dict[str, Any]) -> str:
         lines.append("Best checkpoint:  (none: fast_dev_run saves none)")
     if results["run_dir"]:
         lines.append(f"Run directory:    {results['run_dir']}")
-        lines.append(f"Results:          {Path(results['run_dir']) / 'results.json'}")
+        lines.append(f"Results:          {Path(results['run_dir']) / RESULTS_FILE}")
         lines.append(f"Watch it:         {results['tensorboard']}")
     return "\n".join(lines)
