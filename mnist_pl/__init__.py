@@ -26,7 +26,8 @@ _EXPORTS = {
     "read_idx": "data",
     "DemoClassifier": "demo", "build_app": "demo", "serve": "demo",
     "keep_freed_memory": "environment",
-    "ArgumentError": "errors", "ArgumentTypeError": "errors", "ArgumentValueError": "errors", "UserError": "errors",
+    "ArgumentError": "errors", "ArgumentTypeError": "errors", "ArgumentValueError": "errors",
+    "TrainingStopped": "errors", "UserError": "errors",
     "Evaluation": "evaluation", "evaluate": "evaluation", "write_evaluation": "evaluation",
     "export_checkpoint": "export",
     "GAN": "gan",
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from .data import DATASETS, CorruptDataError, DataNotFoundError, MNISTDataModule, read_idx
     from .demo import DemoClassifier, build_app, serve
     from .environment import keep_freed_memory
-    from .errors import ArgumentError, ArgumentTypeError, ArgumentValueError, UserError
+    from .errors import ArgumentError, ArgumentTypeError, ArgumentValueError, TrainingStopped, UserError
     from .evaluation import Evaluation, evaluate, write_evaluation
     from .export import export_checkpoint
     from .gan import GAN

@@ -1,10 +1,14 @@
-"""The Trainer's callbacks: mnist-pl's progress bar, random-state saving, checkpoints, compiled
-training, and sample quality scored during training. build_trainer (mnist_pl.training) puts them
-together."""
+"""The Trainer's callbacks: mnist-pl's progress bar, each process's state in checkpoints, the
+last checkpoint, the stop on a scheduler's signal, compiled training, and sample quality scored
+during training. build_trainer (mnist_pl.training) puts them together."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from .checkpoints import load_evaluator
 from .compiling import compile_mode, compile_model, compile_seconds_since, eager_networks
-from .errors import UserError
+from .errors import TrainingStopped, UserError
 from .module import MNISTModule
 from .quality import Evaluator, sample_quality
 from .rules import Seed, at_least, check_arguments
@@ -37,75 +41,203 @@ class ProgressBar(TQDMProgressBar):
         return items
 
 
-class RandomState(L.Callback):
-    """Saves torch's random generators in checkpoints and restores them on resume, so that the
-    dropout and augmentation after a resume draw what the uninterrupted run would have."""
+class ProcessState(L.Callback):
+    """Saves each process's own state in checkpoints and gives it back to that process on resume:
+    torch's random generators (so that the dropout and augmentation after a resume draw what the
+    uninterrupted run would have) and the module's `process_state()` (its epoch sums so far).
 
-    def state_dict(self) -> dict[str, Any]:
+    Under DDP only the first process writes the checkpoint, but every process draws its own
+    random numbers and sums its own batches: their states are gathered into the checkpoint, one
+    per process, and each process restores its own (a run resumed with another number of
+    processes restores the first process's).
+    """
+
+    KEY = "mnist_pl_process_states"
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        if isinstance(pl_module, MNISTModule):
+            state["module"] = pl_module.process_state()
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            states: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(states, state)  # every process saves (dumps) a checkpoint
+        else:
+            states = [state]
+        checkpoint[self.KEY] = states
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get(self.KEY)
+        if not states:  # a checkpoint from before process states: the generators only
+            states = [checkpoint.get("callbacks", {}).get("RandomState")]
+            if states[0] is None:
+                return
+        state = states[trainer.global_rank] if len(states) == trainer.world_size else states[0]
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        self._module_state = state.get("module")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # here, not on load: the module is on its device now, and a resumed epoch has no epoch start
+        module_state, self._module_state = getattr(self, "_module_state", None), None
+        if module_state is not None and isinstance(pl_module, MNISTModule):
+            pl_module.load_process_state(module_state)
 
 
-class EpochCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, but writing last.ckpt at the end of every epoch.
+class LastCheckpoint(L.Callback):
+    """Writes the run's last.ckpt, the state `--resume` continues from: every `every_n_steps`
+    training steps (0: only between epochs), between epochs, and when training ends.
 
-    Lightning writes last.ckpt only at a step where it also saved a best checkpoint: after an
-    epoch that did not improve, last.ckpt stayed behind (a finished run's last.ckpt could be
-    older than its end, and `--resume last` would resume from there).
+    Written before a batch begins, never after one: after a step's last callback hook Lightning
+    still logs that step, and at an epoch's end its means and epoch schedules, which a
+    checkpoint written there would resume without (TensorBoard would miss those values).
+    Before each write the loggers flush, so that every step logged before the checkpoint is on
+    disk with it, and a resumed run logs each later step once.
     """
 
-    def _save_last_if_not_yet(self, trainer: L.Trainer) -> None:
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def __init__(self, every_n_steps: int = 0):
+        self.every_n_steps = every_n_steps
+        self._saved_at: int | None = None
+        self._before_batch = False
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_yet(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_yet(trainer)
-
-
-class LastEveryNSteps(L.Callback):
-    """Overwrites last.ckpt every `n` training steps, between the epoch-end checkpoints.
-
-    (A second ModelCheckpoint cannot do this: two of them saving "last" write last-v1.ckpt.)
-    """
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        if step % self.n or not step:  # first, the cheap test: this runs after every step
-            return
+    def path(self, trainer: L.Trainer) -> Path | None:
+        """Where last.ckpt goes; None for a Trainer that keeps no checkpoints."""
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
-        if folder:
-            # the steps logged so far reach the disk with the checkpoint: a run resumed from it
-            # continues TensorBoard's curves without a gap where buffered events were lost
-            for logger in trainer.loggers:
-                logger.save()
-            trainer.save_checkpoint(Path(folder) / "last.ckpt")
+        return Path(folder) / "last.ckpt" if folder else None
+
+    def save(self, trainer: L.Trainer) -> Path | None:
+        """Write last.ckpt now, unless it holds this step already (on every process: under DDP
+        all of them must call this); return its path (None: no checkpoints are kept)."""
+        path = self.path(trainer)
+        if path is None or self._saved_at == trainer.global_step:
+            return path
+        for logger in trainer.loggers:
+            logger.save()
+        trainer.save_checkpoint(path)
+        self._saved_at = trainer.global_step
+        return path
+
+    def save_before_batch(self, trainer: L.Trainer) -> Path | None:
+        """save(), called where a batch is about to begin (on_train_batch_start)."""
+        self._before_batch = True
+        try:
+            return self.save(trainer)
+        finally:
+            self._before_batch = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a resumed run holds its checkpoint's step already
+        self._saved_at = trainer.global_step if trainer.global_step else None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if (batch_idx == 0 and trainer.current_epoch > 0) or (self.every_n_steps and step and not step % self.every_n_steps):
+            self.save_before_batch(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._before_batch:
+            # Lightning counts a batch that has begun as stepped when it restores a checkpoint
+            # (it expects checkpoints written at a batch's end): one written before the batch
+            # began counts one step less, so that the resumed run logs at the steps this one would
+            checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
 
 
-def best_checkpoint_callback(model: MNISTModule) -> EpochCheckpoint:
+class StopOnSignal(L.Callback):
+    """On SIGTERM or SIGUSR1 during training (what a cluster or a cloud sends before it stops a
+    job), write last.ckpt at the step reached and stop with TrainingStopped.
+
+    The handlers only note the signal; the step that is running finishes, then `last` writes
+    its checkpoint (at once, whatever the checkpoint interval) before the next step and
+    training stops, so a signal never lands inside an optimiser step or a checkpoint write.
+    During validation the note waits for the next training step. Under DDP the processes agree
+    before every step whether any of them was signalled (one small all-reduce), so that all stop
+    at the same step, even
+    where only one process got the signal (docker stop, a Kubernetes pod). On SIGUSR1 inside a
+    SLURM job (SLURM_JOB_ID set), the first process asks SLURM to requeue the job after the
+    checkpoint, as Lightning's own auto-requeue would (which build_trainer turns off, so that
+    it neither writes a second checkpoint nor resumes from it over `--resume`).
+    Outside training (setup, testing) the signals keep their usual handlers.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, last: LastCheckpoint):
+        self.last = last
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
+            self._previous = {signum: signal.signal(signum, self._note) for signum in self.SIGNALS}
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _agreed_signal(self, trainer: L.Trainer) -> int:
+        """The signal any process got (its number; 0: none)."""
+        received = self.received or 0
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor(received, device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            received = int(flag.item())
+        return received
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        signum = self._agreed_signal(trainer)
+        if signum:
+            self._stop(trainer, signum, self.last.save_before_batch(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        signum = self._agreed_signal(trainer)  # a signal during the last step or validation
+        self._restore_handlers()
+        if signum:  # last.ckpt holds the end of training already (LastCheckpoint runs before)
+            self._stop(trainer, signum, self.last.path(trainer))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def _stop(self, trainer: L.Trainer, signum: int, checkpoint: Path | None) -> None:
+        self._restore_handlers()
+        name = signal.Signals(signum).name
+        requeued = signum == signal.SIGUSR1 and trainer.is_global_zero and requeue_slurm_job()
+        saved = (f"saved {checkpoint} at step {trainer.global_step}" if checkpoint is not None
+                 else "this run keeps no checkpoints")
+        raise TrainingStopped(f"stopped by {name}: {saved}; "
+                              + ("SLURM requeued the job, which continues it. " if requeued else "")
+                              + "Run the same command with --resume auto to continue.",
+                              signum, report=trainer.is_global_zero)
+
+
+def requeue_slurm_job() -> bool:
+    """Ask SLURM to requeue this job (`scontrol requeue`), inside a SLURM job; whether it did."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        return subprocess.run(["scontrol", "requeue", job], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def best_checkpoint_callback(model: MNISTModule) -> ModelCheckpoint:
     """Keeps last.ckpt and the best checkpoint by the model's `checkpoint_monitor`, named after
     its value (epoch011-val_acc0.9975.ckpt); a model without one gets epoch-named checkpoints."""
-    common: dict[str, Any] = {"save_last": True, "auto_insert_metric_name": False, "enable_version_counter": False}
+    common: dict[str, Any] = {"save_last": False, "auto_insert_metric_name": False, "enable_version_counter": False}
     monitor = model.checkpoint_monitor
     if monitor is None:
-        return EpochCheckpoint(filename="epoch{epoch:03d}", **common)
-    return EpochCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
+        return ModelCheckpoint(filename="epoch{epoch:03d}", **common)
+    return ModelCheckpoint(monitor=monitor, mode=model.checkpoint_mode,
                            filename=f"epoch{{epoch:03d}}-{monitor.replace('/', '_')}{{{monitor}:.4f}}", **common)
 
 

@@ -25,6 +25,7 @@ from .data import MNISTDataModule
 from .errors import ArgumentError, UserError
 from .gan import GAN
 from .module import MODEL_NAME_KEY
+from .outputs import WRITE_ERRNOS
 from .quality import Evaluator
 from .registry import MODEL_CLASSES, SHIPPED_MODELS, constructor_defaults, is_class_path, model_class
 from .runs import CONFIG_FILE, run_dir_of
@@ -52,8 +53,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, path)
+        except OSError as err:
+            reason = WRITE_ERRNOS.get(err.errno or 0, err.strerror or type(err).__name__)
+            kept = f"the previous {path.name} is kept whole" if path.exists() else "no checkpoint was lost"
+            raise UserError(f"could not write checkpoint {path}: {reason} ({err.strerror or err}); {kept}. "
+                            "Free some space (or fix the folder), then run the same command with --resume auto "
+                            "to continue from the last checkpoint.") from None
         finally:
             partial.unlink(missing_ok=True)
+
+
+def remove_unfinished_writes(folder: Path) -> None:
+    """Delete the temporary files that checkpoint writes of a killed process left in `folder`
+    (AtomicCheckpointIO's; only one run writes into a run's folder)."""
+    for path in folder.glob(".*.partial-*"):
+        path.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

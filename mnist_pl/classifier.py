@@ -142,9 +142,7 @@ class ImageClassifier(MNISTModule):
         return F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
 
     def on_train_epoch_start(self) -> None:
-        # summed loss and correct predictions, and their image count, of this epoch so far
-        self._train_sums = torch.zeros(2, device=self.device)
-        self._train_images = 0
+        self.start_epoch_sums(2)  # summed loss and correct predictions of this epoch so far
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch

@@ -4,7 +4,8 @@ The parser is built from the command modules in mnist_pl/commands/ without impor
 Lightning, so `--help` answers at once; a command's handler imports what it needs when it runs.
 A mistake the user can fix (a UserError, or Lightning's MisconfigurationException) is printed
 here, for every command, as one line on stderr with exit status 2; a traceback means a bug in
-mnist-pl.
+mnist-pl. Training stopped by a scheduler's signal (TrainingStopped) says so in one line and
+exits with 128 + the signal's number (143 for SIGTERM, 138 for SIGUSR1); Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any, NoReturn, Sequence
 
 from .commands import classifiers, data, deploy, gans, models, sweep, train
 from .commands.flags import resolve_checkpoint_flags
-from .errors import UserError
+from .errors import TrainingStopped, UserError
+from .outputs import explain_write_error
 from .rules import did_you_mean
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_SIGTERM = 128 + 15  # TrainingStopped's status for SIGTERM, as a shell reports it
 # in the order `--help` lists their commands
 COMMAND_MODULES = (train, sweep, data, models, classifiers, gans, deploy)
 
@@ -122,11 +125,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader stopped early (`| head`): it had what it wanted; silence the final flush too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except TrainingStopped as stop:
+        if stop.report:
+            print(str(stop), file=sys.stderr)
+        return stop.exit_status
     except Exception as err:
-        if not isinstance(err, user_error_types()):
+        write_error = explain_write_error(err) if isinstance(err, OSError) else None
+        if write_error is None and not isinstance(err, user_error_types()):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {write_error or err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except SystemExit as exit_:
+        if type(exit_).__name__ != "SIGTERMException":  # Lightning's, on SIGTERM outside training
+            raise
+        print("stopped by SIGTERM outside training: checkpoints written so far are kept; "
+              "run the same command with --resume auto to continue.", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("interrupted: checkpoints written so far are kept in the run directory.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -244,6 +244,11 @@ def _batch_as_is(batch: Any) -> Any:
     return batch
 
 
+def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+    """The training images' order in `epoch` of a run seeded `seed`: the same on every device."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed + 1_000_003 * epoch))
+
+
 class EpochShuffle(Sampler[int]):
     """A random order fixed by (seed, epoch), so that a resumed epoch replays it and skips ahead.
 
@@ -254,6 +259,8 @@ class EpochShuffle(Sampler[int]):
         self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.skip = 0  # a checkpoint at an epoch's end resumes at the next epoch's start
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -261,12 +268,36 @@ class EpochShuffle(Sampler[int]):
 
     def order(self) -> torch.Tensor:
         """The rest of this epoch's order (all of it unless resuming mid-epoch), on the CPU."""
-        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
         start, self.skip = self.skip, 0  # skipping applies to the resumed epoch only
-        return torch.randperm(self.size, generator=generator)[start:]
+        return epoch_order(self.size, self.seed, self.epoch)[start:]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order().tolist())
+
+
+class EpochShard(DistributedSampler):
+    """This process's share of the epoch's order under DDP (EpochShuffle's order, padded with
+    its first images to a multiple of the processes, every `num_replicas`-th from `rank`), and
+    like EpochShuffle resumable mid-epoch: a resumed process skips the batches it had done.
+
+    A DistributedSampler, so that Lightning leaves it in place instead of putting its own (whose
+    order a resumed epoch would replay from its start).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int):
+        super().__init__(dataset, shuffle=True, seed=seed)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.skip = 0  # as EpochShuffle's
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = epoch_order(len(self.dataset), self.seed, self.epoch)
+        order = torch.cat([order, order[: self.total_size - len(order)]])[self.rank::self.num_replicas]
+        start, self.skip = self.skip, 0
+        return iter(order[start:].tolist())
 
 
 def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -320,6 +351,12 @@ class EvaluationShard(DistributedSampler):
         return iter(self.shard)
 
 
+def _distributed() -> bool:
+    """Whether this process is one of several (DDP): then each loader reads its own share."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
 class ResumableLoader(DataLoader):
     """A DataLoader that Lightning saves into checkpoints and restores (its stateful-loader
     protocol), so that training resumed mid-epoch sees the images the lost run would have seen.
@@ -333,10 +370,10 @@ class ResumableLoader(DataLoader):
         self.batches_done = batches_done
 
     @property
-    def shuffle(self) -> EpochShuffle | None:
-        """The EpochShuffle that orders the batches; None where DDP replaced it by its own sampler."""
+    def shuffle(self) -> EpochShuffle | EpochShard | None:
+        """The EpochShuffle or EpochShard that orders the batches; None for another sampler."""
         sampler = self.batch_sampler.sampler if isinstance(self.batch_sampler, IndexBatches) else self.sampler
-        return sampler if isinstance(sampler, EpochShuffle) else None
+        return sampler if isinstance(sampler, (EpochShuffle, EpochShard)) else None
 
     def state_dict(self) -> dict[str, int]:
         shuffle = self.shuffle
@@ -484,12 +521,12 @@ class MNISTDataModule(L.LightningDataModule):
         # the run's seed fixes the order; reading it draws nothing from the global generator,
         # whose state a resumed run restores (drawing here would shift every draw after it)
         seed = torch.initial_seed() % 2**31
-        return ResumableLoader(batches_done=self._batches_done, **self._loader_args(
-            self.train_set, EpochShuffle(len(self.train_set), seed), drop_last=self.drop_last))
+        shuffle = EpochShard(self.train_set, seed) if _distributed() else EpochShuffle(len(self.train_set), seed)
+        return ResumableLoader(batches_done=self._batches_done,
+                               **self._loader_args(self.train_set, shuffle, drop_last=self.drop_last))
 
     def _evaluation_loader(self, data: InMemoryImages | None) -> DataLoader:
-        sharded = torch.distributed.is_available() and torch.distributed.is_initialized()
-        return DataLoader(**self._loader_args(data, EvaluationShard(data) if sharded else None))
+        return DataLoader(**self._loader_args(data, EvaluationShard(data) if _distributed() else None))
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader(self.val_set)

@@ -37,3 +37,19 @@ class ArgumentValueError(ArgumentError, ValueError):
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """An argument of the wrong type (text for a number, a number for a list, ...)."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped on a scheduler's signal (SIGTERM or SIGUSR1) after writing last.ckpt at
+    the step it had reached: the same command with `--resume auto` continues it exactly.
+
+    The command line prints the message as one line and exits with `exit_status`, 128 plus the
+    signal's number as a shell reports a process the signal stopped (143 for SIGTERM, 138 for
+    SIGUSR1 on Linux): neither success (0) nor a failure to retry differently (1, 2).
+    """
+
+    def __init__(self, message: str, signal_number: int, report: bool = True):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_status = 128 + signal_number
+        self.report = report  # False on all but the first of several processes: one of them says it

@@ -249,9 +249,7 @@ class GAN(MNISTModule):
         return self.cluster_centres
 
     def on_train_epoch_start(self) -> None:
-        # image-weighted sums of loss_d, loss_g, D(x) and D(G(z)), and their image count, this epoch
-        self._train_sums = torch.zeros(4, device=self.device)
-        self._train_images = 0
+        self.start_epoch_sums(4)  # image-weighted sums of loss_d, loss_g, D(x) and D(G(z)) this epoch
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real = batch[0]

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import lightning as L
 from lightning.fabric.utilities.data import AttributeDict
+import torch
 
 from .data import NormalizationKind
 from .errors import UserError
@@ -56,6 +57,26 @@ class MNISTModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # here rather than in train(), so that a plain lightning.Trainer checks it too
         self.check_datamodule(getattr(self.trainer, "datamodule", None))
+
+    def start_epoch_sums(self, size: int) -> None:
+        """Start this epoch's training sums at zero: `_train_sums` (`size` numbers on the module's
+        device) and `_train_images` (the images they count). Call it in on_train_epoch_start; a
+        run resumed mid-epoch gets them back from its checkpoint (process_state) instead."""
+        self._train_sums, self._train_images = torch.zeros(size, device=self.device), 0
+
+    def process_state(self) -> dict[str, Any]:
+        """This process's training state that the weights and optimisers do not hold (under DDP
+        each process has its own): its epoch sums so far. Checkpoints keep it per process
+        (callbacks.ProcessState), so that the epoch means of a run resumed mid-epoch count the
+        whole epoch, as the uninterrupted run's do."""
+        sums = getattr(self, "_train_sums", None)
+        return {} if sums is None else {"epoch_sums": (sums.detach().cpu(), self._train_images)}
+
+    def load_process_state(self, state: dict[str, Any]) -> None:
+        """Take back `process_state()` from a checkpoint (when training starts, on its device)."""
+        if "epoch_sums" in state:
+            sums, images = state["epoch_sums"]
+            self._train_sums, self._train_images = sums.to(self.device), images
 
     def logs_learning_rate(self) -> bool:
         """Whether the learning rate changes in a run, so that TensorBoard should plot it."""

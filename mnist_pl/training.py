@@ -13,22 +13,24 @@ from typing import Any, Callable, TypeVar
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import SimpleProfiler
 
-from .callbacks import (BestValidation, CompiledTraining, LastEveryNSteps, ProgressBar, RandomState, SampleQuality,
-                        best_checkpoint_callback)
-from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint
+from .callbacks import (BestValidation, CompiledTraining, LastCheckpoint, ProcessState, ProgressBar, SampleQuality,
+                        StopOnSignal, best_checkpoint_callback)
+from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, remove_unfinished_writes
 from .config import as_typed, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
 from .errors import ArgumentError, UserError
 from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
+from .outputs import output_folder
 from .registry import model_class
-from .runs import (CONFIG_FILE, LAST_CHECKPOINT, RESULTS_FILE, logger_location, removed_if_failed, run_dir_of,
-                   run_folder)
+from .runs import (CHECKPOINTS, CONFIG_FILE, LAST_CHECKPOINT, RESULTS_FILE, RESUME_AUTO, logger_location,
+                   removed_if_failed, run_dir_of, run_folder, run_to_continue)
 
 
 T = TypeVar("T")
@@ -52,11 +54,11 @@ def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, chec
 
     What depends on the model comes from the model (see MNISTModule). Checkpoints go in the run
     directory's `checkpoints/` folder: the best by the model's `checkpoint_monitor`, and
-    `last.ckpt` at the end of every epoch and, if `checkpoint_every_n_steps` is set, every that
-    many training steps, so that a crash loses at most those steps. Every
-    checkpoint is written to a temporary file first and renamed into place. `trainer_args` go to
-    lightning.Trainer; `enable_checkpointing=False` and `enable_progress_bar=False` leave out
-    those callbacks.
+    `last.ckpt` at the start of every epoch, at the end of training and, if
+    `checkpoint_every_n_steps` is set, every that many training steps, so that a crash loses at
+    most those steps. Every checkpoint is written to a temporary file first and renamed into
+    place. `trainer_args` go to lightning.Trainer; `enable_checkpointing=False` and
+    `enable_progress_bar=False` leave out those callbacks.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
     hide_lightning_chatter()
@@ -64,20 +66,23 @@ def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, chec
     if model.ddp_find_unused_parameters and strategy in ("ddp", "ddp_spawn", "ddp_fork"):
         # the variant of DDP that expects parameters without gradients in a step
         trainer_args["strategy"] = f"{strategy}_find_unused_parameters_true"
-    callbacks: list[L.Callback] = [RandomState()]
+    callbacks: list[L.Callback] = [ProcessState()]
     if trainer_args.get("enable_progress_bar", True):
         callbacks.append(ProgressBar(refresh_rate=10))
     if trainer_args.get("fast_dev_run"):
         # a smoke test saves nothing (Lightning would still write last.ckpt into the cwd)
         trainer_args["enable_checkpointing"] = False
     if trainer_args.get("enable_checkpointing", True):
-        callbacks.append(best_checkpoint_callback(model))
-        if checkpoint_every_n_steps:
-            callbacks.append(LastEveryNSteps(checkpoint_every_n_steps))
+        last = LastCheckpoint(checkpoint_every_n_steps)
+        callbacks += [best_checkpoint_callback(model), last, StopOnSignal(last)]
     if logger and model.logs_learning_rate():
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []),
-                     plugins=[AtomicCheckpointIO()], **trainer_args)
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # StopOnSignal saves last.ckpt and requeues; Lightning's auto-requeue would write a
+        # checkpoint of its own and, in the requeued job, resume from it over --resume
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []), plugins=plugins, **trainer_args)
 
 
 def train(model: str, config: dict[str, Any], resume: str | Path | None = None,
@@ -88,6 +93,10 @@ def train(model: str, config: dict[str, Any], resume: str | Path | None = None,
 
     `resume` is a checkpoint to continue from: model, optimisers, schedules, epoch and step
     are restored, and a checkpoint of a train.py run keeps logging into that run's directory.
+    `resume="auto"` continues the newest run under the config's logdir that trains this config
+    (runs.run_to_continue) from its last.ckpt, or starts a new run where there is none; a run
+    that finished already is not trained again: its saved results come back, with
+    "finished_before": True.
     `sources` (from load_config) says where each key came from, for error messages. A run that
     fails before its first checkpoint leaves no run directory behind.
 
@@ -145,7 +154,19 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     datamodule = built("data module", "data", config, sources, lambda: MNISTDataModule(**config["data"]))
     datamodule.check_data()  # before any run directory is made
     model.check_datamodule(datamodule)  # (again at fit) before any run directory is made
+    if not config["trainer"].get("fast_dev_run"):
+        output_folder(config["logdir"], "--logdir")
     logger_args: dict[str, Any] = {"save_dir": config["logdir"], "name": run_folder(model_name)}
+    if resume == RESUME_AUTO:
+        run = run_to_continue(config["logdir"], model_name, config)
+        if run is not None and run.finished:
+            return {**json.loads((run.directory / RESULTS_FILE).read_text()), "finished_before": True}
+        resume = run.last_checkpoint if run is not None else None
+        if run is not None and resume is None:
+            # killed before its first checkpoint: start again in its directory, where TensorBoard
+            # drops the killed start's events (every step of the new start purges them)
+            logger_args = {**logger_location(run.directory), "purge_step": 0}
+            wait_to_sort_after_events_in(run.directory)
     if resume is not None:
         resume = Path(resume)
         checkpoint = read_checkpoint(resume)
@@ -174,6 +195,7 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         extra_callbacks=extra_callbacks, **trainer_args))
     cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
     if run_dir is not None and trainer.is_global_zero:
+        remove_unfinished_writes(run_dir / CHECKPOINTS)  # of a killed start of this run
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -20,18 +20,27 @@ from mnist_pl import DenseClassifier, MNISTDataModule, build_trainer
 from mnist_pl.checkpoints import AtomicCheckpointIO
 from mnist_pl.cli import main
 
-from conftest import ROOT, make_idx_folder
+from conftest import ROOT, make_idx_folder, run_cli
 
 KILL_AFTER_CHECKPOINT = """
 import os, runpy, signal, sys
 import lightning as L
 
-step, save = int(os.environ["KILL_AT_STEP"]), L.Trainer.save_checkpoint
+# KILL_AT: "28" kills after last.ckpt is written at step 28 in the middle of an epoch, "34e" after
+# the one written between epochs at step 34 (before the next epoch's first batch), "first" after
+# the first last.ckpt this process writes
+spec, save = os.environ["KILL_AT"], L.Trainer.save_checkpoint
+
+def due(trainer):
+    if spec == "first":
+        return True
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return trainer.global_step == int(spec.rstrip("e")) and (progress.processed == 0) == spec.endswith("e")
 
 def save_then_die(trainer, filepath, *args, **kwargs):
     save(trainer, filepath, *args, **kwargs)
-    if trainer.global_step == step and str(filepath).endswith("last.ckpt"):
-        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as if the machine went down
+    if str(filepath).endswith("last.ckpt") and trainer.is_global_zero and due(trainer):
+        os.killpg(0, signal.SIGKILL)  # every process of the run, no cleanup: as if the machine went down
 
 L.Trainer.save_checkpoint = save_then_die
 sys.argv = ["train.py", *sys.argv[1:]]
@@ -53,29 +62,48 @@ def logged_steps(run_dir: Path, tag: str) -> list[int]:
     return [event.step for event in events.Scalars(tag)]
 
 
-def kill_after_checkpoint(args: list[str], step: int, tmp_path: Path) -> str:
-    """Run train.py, SIGKILLed right after it writes last.ckpt at `step`; return its output
-    (also kept in tmp_path/killed.log) for the assertion messages."""
+def logged_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar TensorBoard shows for a run: per tag, its (step, value) pairs in order."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def train_killed(args: list[str], kill_at: str, tmp_path: Path) -> str:
+    """Run train.py ARGS (with all its processes in a group of their own), SIGKILLed right after
+    it writes last.ckpt at `kill_at` (see KILL_AFTER_CHECKPOINT); return its output (also kept
+    in tmp_path/killed-KILL_AT.log) for the assertion messages."""
     proc = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "KILL_AT_STEP": str(step)})
+                          text=True, timeout=300, env={**os.environ, "KILL_AT": kill_at}, start_new_session=True)
     output = f"exit status {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
-    (tmp_path / "killed.log").write_text(output)
+    (tmp_path / f"killed-{kill_at}.log").write_text(output)
     assert proc.returncode == -signal.SIGKILL, output
     return output
 
 
-def uninterrupted_and_resumed(args: list[str], model: str, kill_at: int, tmp_path: Path) -> tuple[dict, dict, dict]:
-    """Train once straight through; once SIGKILLed after the checkpoint at step `kill_at`, then
-    resumed with --resume last. Return both runs' results and the checkpoint resumed from."""
-    assert main(["train", *args, "--logdir", str(tmp_path / "full")]) == 0
-    crashed = tmp_path / "crashed"
-    output = kill_after_checkpoint([*args, "--logdir", str(crashed)], kill_at, tmp_path)
-    run_dir = crashed / model / "version_0"
-    assert not (run_dir / "results.json").exists(), output
-    resumed_from = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert main(["train", *args, "--logdir", str(crashed), "--resume", "last"]) == 0, output
-    expected = json.loads((tmp_path / "full" / model / "version_0" / "results.json").read_text())
-    return expected, json.loads((run_dir / "results.json").read_text()), resumed_from
+def train_through(args: list[str]) -> None:
+    """train.py ARGS to its end: in this process, or as a command where it starts processes (DDP)."""
+    if "--devices" in args and args[args.index("--devices") + 1] != "1":
+        proc = run_cli("train.py", *args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    else:
+        assert main(["train", *args]) == 0
+
+
+def uninterrupted_and_resumed(args: list[str], model: str, tmp_path: Path,
+                              kill_at: tuple[str, ...] = ("first",)) -> tuple[dict, dict]:
+    """Train once straight through; once SIGKILLed after the checkpoint at each of `kill_at` in
+    turn (see KILL_AFTER_CHECKPOINT), each time restarted with the same command and
+    `--resume auto`, then to its end. Return both runs' results."""
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    train_through([*args, "--logdir", str(full)])
+    for where in kill_at:
+        output = train_killed([*args, "--logdir", str(crashed), "--resume", "auto"], where, tmp_path)
+        assert not (crashed / model / "version_0" / "results.json").exists(), output
+    train_through([*args, "--logdir", str(crashed), "--resume", "auto"])
+    assert not (crashed / model / "version_1").exists(), "every restart continued the one run"
+    expected = json.loads((full / model / "version_0" / "results.json").read_text())
+    return expected, json.loads((crashed / model / "version_0" / "results.json").read_text())
 
 
 def assert_same(a, b, where: str = "") -> None:
@@ -100,28 +128,39 @@ def final_state(results: dict) -> dict:
                                              "epoch") if key in checkpoint}
 
 
-def batches_done(checkpoint: dict) -> int:
-    """How many batches of its epoch the training loop had finished when `checkpoint` was saved."""
-    return checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+def assert_same_training(expected: dict, got: dict) -> None:
+    """The two runs ended in the same state (model, moving average, optimisers, schedules, step;
+    torch.equal) and logged the same TensorBoard scalars (each step once, the same values)."""
+    assert (got["epochs"], got["global_step"]) == (expected["epochs"], expected["global_step"])
+    assert_same(final_state(expected), final_state(got))
+    assert got.get("test") == expected.get("test")
+    assert logged_scalars(got["run_dir"]) == logged_scalars(expected["run_dir"])
+
+
+DENSE = ["--model", "dense", "--max-epochs", "3", "--batch-size", "32", "--accelerator", "cpu", "--seed", "3",
+         "--set", "model.hidden_sizes=[64]", "--set", "model.augment=true", "--set", "checkpoint_every_n_steps=4",
+         "--set", "trainer.log_every_n_steps=5"]
+
+
+# the CNN's shipped config (batch norm, augmentation, one-cycle AdamW) with its moving average, made small
+CNN = ["--model", "cnn", "--max-epochs", "3", "--batch-size", "32", "--accelerator", "cpu", "--seed", "4",
+       "--set", "model.channels=[4, 8]", "--set", "model.hidden_size=16", "--set", "model.ema_decay=0.9",
+       "--set", "checkpoint_every_n_steps=4", "--set", "trainer.log_every_n_steps=5"]
+GAN = ["--model", "gan", "--max-epochs", "3", "--batch-size", "32", "--accelerator", "cpu", "--seed", "5",
+       "--set", "model.arch=fc", "--set", "model.conditional=false", "--set", "model.generator_hidden=[32]",
+       "--set", "model.discriminator_hidden=[32]", "--set", "checkpoint_every_n_steps=4",
+       "--set", "trainer.log_every_n_steps=5"]
 
 
 @pytest.mark.slow
 def test_dense_resumes_after_sigkill_exactly_as_if_never_stopped(resume_data, tmp_path):
-    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch."""
-    args = ["--model", "dense", "--data-dir", str(resume_data), "--max-epochs", "3", "--batch-size", "32",
-            "--accelerator", "cpu", "--seed", "3", "--set", "model.hidden_sizes=[64]", "--set", "model.augment=true",
-            "--set", "checkpoint_every_n_steps=4", "--set", "trainer.log_every_n_steps=5"]
-    expected, got, resumed_from = uninterrupted_and_resumed(args, "dense", 28, tmp_path)
-    # the checkpoint it resumed from: 28 steps, 11 batches into the second epoch
-    assert resumed_from["global_step"] == 28 and batches_done(resumed_from) == 28 - STEPS_PER_EPOCH
-    assert resumed_from["hyper_parameters"]["scheduler"] == "onecycle" and resumed_from["hyper_parameters"]["dropout"] > 0
+    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch (step 28, 11
+    batches into the second epoch) and at the end of the second epoch (step 34)."""
+    expected, got = uninterrupted_and_resumed([*DENSE, "--data-dir", str(resume_data)], "dense", tmp_path,
+                                              kill_at=("28", f"{2 * STEPS_PER_EPOCH}e"))
     assert got["resumed_from"].endswith("last.ckpt")
-    assert (got["epochs"], got["global_step"]) == (expected["epochs"], expected["global_step"]) == (3, 3 * STEPS_PER_EPOCH)
-    assert_same(final_state(expected), final_state(got))
-    assert got["test"] == expected["test"]
-    # one TensorBoard run: every step logged once, none missing
-    for tag in ("train/loss_step", "val/acc"):
-        assert logged_steps(got["run_dir"], tag) == logged_steps(expected["run_dir"], tag)
+    assert (got["epochs"], got["global_step"]) == (3, 3 * STEPS_PER_EPOCH)
+    assert_same_training(expected, got)
 
 
 def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -230,21 +269,25 @@ def test_resume_last_without_runs(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_cnn_with_its_moving_average_resumes_exactly(resume_data, tmp_path):
+    """Batch norm, augmentation, AdamW on one cycle and the moving average of the weights."""
+    expected, got = uninterrupted_and_resumed([*CNN, "--data-dir", str(resume_data)], "cnn", tmp_path,
+                                              kill_at=(f"{STEPS_PER_EPOCH}e", "28"))
+    assert any(key.startswith("net_ema.") for key in final_state(got)["state_dict"])
+    assert_same_training(expected, got)
+
+
+@pytest.mark.slow
 def test_gan_resumes_with_its_sample_grid_continuing(resume_data, tmp_path):
-    args = ["--model", "gan", "--data-dir", str(resume_data), "--max-epochs", "2", "--batch-size", "32",
-            "--accelerator", "cpu", "--seed", "5", "--set", "model.arch=fc", "--set", "model.conditional=false",
-            "--set", "model.generator_hidden=[32]", "--set", "model.discriminator_hidden=[32]",
-            "--set", "checkpoint_every_n_steps=4", "--set", "trainer.log_every_n_steps=5"]
-    expected, got, resumed_from = uninterrupted_and_resumed(args, "gan", 28, tmp_path)
-    assert resumed_from["global_step"] == 28 and batches_done(resumed_from) == 28 - STEPS_PER_EPOCH
+    expected, got = uninterrupted_and_resumed([*GAN, "--data-dir", str(resume_data)], "gan", tmp_path,
+                                              kill_at=("28", f"{2 * STEPS_PER_EPOCH}e"))
     # one step per batch, though each batch steps two optimisers
-    assert got["global_step"] == expected["global_step"] == 2 * STEPS_PER_EPOCH and got["epochs"] == 2
+    assert got["global_step"] == expected["global_step"] == 3 * STEPS_PER_EPOCH
     events = EventAccumulator(got["run_dir"], size_guidance={"images": 0, "scalars": 0})
     events.Reload()
-    assert [image.step for image in events.Images("samples")] == [0, 1]
-    assert logged_steps(got["run_dir"], "train/loss_g_step") == logged_steps(expected["run_dir"], "train/loss_g_step")
+    assert [image.step for image in events.Images("samples")] == [0, 1, 2]
     # restored generators, EMA, optimisers, data order and random state: the same final state
-    assert_same(final_state(expected), final_state(got))
+    assert_same_training(expected, got)
 
 
 def test_a_resumed_run_writes_events_that_tensorboard_reads_after_the_crashed_ones(tmp_path):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputs import output_file, output_folder
 from .flags import Subcommands, add_checkpoint_flag, add_command, add_data_flags, add_no_download_flag
 
 
@@ -54,12 +55,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.num_mistakes < 1:
         raise UserError(f"--num-mistakes must be at least 1, got {args.num_mistakes}.")
+    out_dir = output_folder(args.out_dir or Path("evaluation") / Path(args.checkpoint).stem, "--out-dir")
     model, checkpoint = load_classifier(args.checkpoint, purpose="evaluate")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     datamodule = datamodule_for(checkpoint, dataset=args.dataset, data_dir=args.data_dir,
                                 download=False if args.no_download else None)
     result = evaluate(model, datamodule)
-    out_dir = Path(args.out_dir or Path("evaluation") / Path(args.checkpoint).stem)
     files = write_evaluation(result, datamodule.test_set.images, out_dir, args.num_mistakes,
                              f"{datamodule.dataset} test set")
     print(f"Checkpoint: {args.checkpoint}\nData:       {datamodule.dataset} test split in {datamodule.data_dir}\n")
@@ -76,6 +77,8 @@ def _predict(args: argparse.Namespace) -> int:
     from ..checkpoints import datamodule_for, load_classifier
     from ..predict import predict_files
 
+    if args.out:
+        output_file(args.out, "--out")
     model, checkpoint = load_classifier(args.checkpoint, purpose="predict")
     if "datamodule_hyper_parameters" not in checkpoint:
         print("note: the checkpoint does not say which data it was trained on; assuming MNIST's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..outputs import output_file
 from .flags import Subcommands, add_command, add_data_flags, add_no_download_flag
 
 
@@ -41,6 +42,8 @@ def _show(args: argparse.Namespace) -> int:
     from ..data import MNISTDataModule
     from ..plots import image_grid, save_figure, single_image
 
+    if args.out:
+        output_file(args.out, "--out")
     dm = MNISTDataModule(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None)
     dm.setup()
     data = {"train": dm.train_set, "val": dm.val_set, "test": dm.test_set}[args.split]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..outputs import output_file
 from .flags import Subcommands, add_checkpoint_flag, add_command
 
 
@@ -56,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..export import export_checkpoint
 
-    exported = export_checkpoint(args.checkpoint, args.out, args.format)
+    exported = export_checkpoint(args.checkpoint, output_file(args.out, "--out"), args.format)
     print(f"{args.out}: {exported.metadata['model']} from {args.checkpoint}")
     for key, value in exported.metadata.items():
         if key.startswith(("input.", "output.")):

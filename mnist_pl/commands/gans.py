@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ..outputs import output_file
 from .flags import Subcommands, add_checkpoint_flag, add_command, add_data_flags
 
 
@@ -47,7 +48,7 @@ def _generate(args: argparse.Namespace) -> int:
     from ..checkpoints import load_gan
     from ..generate import check_output, interpolation, sample_layout, save_images
 
-    out = check_output(args.out)  # before the slow part
+    out = output_file(check_output(args.out), "--out")  # before the slow part
     if args.num < 1:
         raise UserError(f"--num must be at least 1, got {args.num}.")
     gan = load_gan(args.checkpoint)

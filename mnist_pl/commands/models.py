@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..outputs import output_file
 from .flags import Subcommands, add_command, add_model_flags, build_model
 
 
@@ -39,6 +40,6 @@ def _summary(args: argparse.Namespace) -> int:
 def _graph(args: argparse.Namespace) -> int:
     from ..architecture import draw_graph
 
-    out = draw_graph(build_model(args), args.out or f"{args.model}.png", args.depth)
+    out = draw_graph(build_model(args), output_file(args.out or f"{args.model}.png", "--out"), args.depth)
     print(f"graph of {args.model} -> {out}")
     return 0

@@ -37,9 +37,12 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes; default: 1)")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="deterministic algorithms: with --seed, the same run gives the same weights")
-    p.add_argument("--resume", metavar="PATH|last",
+    p.add_argument("--resume", metavar="PATH|last|auto",
                    help="continue a run from a checkpoint; 'last' is the newest run's last.ckpt "
-                        "under --logdir. Its run's config.yaml is the default --config")
+                        "under --logdir (its run's config.yaml is then the default --config); "
+                        "'auto' continues this command's own run if it has one, else starts it, "
+                        "and does nothing for a finished run: the same command, restarted by a "
+                        "scheduler any number of times, ends as one uninterrupted run (docs/long-runs.md)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the networks: slow start, faster steps; on a GPU the networks run as CUDA graphs")
     p.add_argument("--profile", action="store_true", default=None,
@@ -73,7 +76,9 @@ def _train(args: argparse.Namespace) -> int:
     overrides.update(from_set)
     origins.update({key: "--set" for key in from_set})
     config_path, resume = args.config, None
-    if args.resume:
+    if args.resume == "auto":
+        resume = "auto"  # train() finds the run of this command's config
+    elif args.resume:
         resume = _resume_path(args, overrides)
         run_dir = run_dir_of(resume)
         # the run's own config, if the run is of this model (else the mismatch is reported later)
@@ -83,6 +88,9 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.model, config_path, overrides, origins, sources)
     results = train(args.model, config, resume=resume, sources=sources)
     if rank_zero_only.rank == 0:  # under DDP every process runs this; one reports
+        if results.get("finished_before"):
+            print(f"This run finished before, nothing to train: {results['run_dir']} (its results below). "
+                  "To train it again, start a new run: leave out --resume auto or use another --logdir.")
         print(format_results(results))
     return 0
 
