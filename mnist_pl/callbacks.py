@@ -212,10 +212,9 @@ class StopOnSignal(L.Callback):
         requeued = signum == signal.SIGUSR1 and trainer.is_global_zero and requeue_slurm_job()
         saved = (f"saved {checkpoint} at step {trainer.global_step}" if checkpoint is not None
                  else "this run keeps no checkpoints")
-        raise TrainingStopped(f"stopped by {name}: {saved}; "
-                              + ("SLURM requeued the job, which continues it. " if requeued else "")
-                              + "Run the same command with --resume auto to continue.",
-                              signum, report=trainer.is_global_zero)
+        then = ("SLURM requeued the job, whose same command continues it" if requeued
+                else "run the same command with --resume auto to continue")
+        raise TrainingStopped(f"stopped by {name}: {saved}; {then}.", signum, report=trainer.is_global_zero)
 
 
 def requeue_slurm_job() -> bool:

@@ -38,6 +38,8 @@ _CHATTER = re.compile(r"^\s*((GPU|TPU|HPU|IPU) available:|LOCAL_RANK: \d+ - |`Tr
 # GAN log their step losses every log_every_n_steps steps across epochs, however short an epoch
 _IGNORED_WARNINGS: list[dict[str, Any]] = [
     dict(message=r"The number of training batches \(\d+\) is smaller than the logging interval"),
+    # a resumed run writes into its own checkpoints folder again, on purpose
+    dict(message=r"Checkpoint directory .* exists and is not empty"),
     *(dict(category=category, module=module) for category in (DeprecationWarning, FutureWarning)
       for module in (r"lightning(_fabric|_utilities)?\.", r"torch\.", r"torchmetrics\.")),
 ]

@@ -1,9 +1,14 @@
 """Training on two processes with Lightning's DDP (on the CPU, gloo): metrics count every test
-image exactly once, and the GAN trains too."""
+image exactly once, the GAN trains too, a killed run resumes exactly, and two torchrun "nodes"
+train what two devices of one machine do."""
 
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,7 +16,8 @@ import torch
 from mnist_pl import MNISTDataModule
 from mnist_pl.checkpoints import load_classifier
 
-from conftest import make_idx_folder, run_cli
+from conftest import ROOT, make_idx_folder, run_cli
+from test_resume import assert_same, assert_same_training, final_state, killed_and_resumed, train_through
 
 pytestmark = pytest.mark.slow  # two training processes each
 
@@ -49,3 +55,59 @@ def test_gan_under_ddp(odd_idx_dir, tmp_path):
     # 289 training images, 145 per process, 32 a batch: 5 steps an epoch, one per batch
     assert results["global_step"] == 10 and results["epochs"] == 2
     assert (tmp_path / "gan" / "version_0" / "samples.png").is_file()
+
+
+# 600 images: 540 to train, 270 a process, 9 batches of 32 an epoch; 3 epochs
+DDP_DENSE = ["--model", "dense", "--max-epochs", "3", "--batch-size", "32", "--accelerator", "cpu", "--seed", "2",
+             "--set", "model.hidden_sizes=[64]", "--set", "model.augment=true", "--set", "checkpoint_every_n_steps=4",
+             "--set", "trainer.log_every_n_steps=5"]
+
+
+@pytest.fixture(scope="module")
+def resume_data(tmp_path_factory):
+    return make_idx_folder(tmp_path_factory.mktemp("ddp_resume"), n_train=600, n_test=64)
+
+
+@pytest.fixture(scope="module")
+def two_devices(resume_data, tmp_path_factory) -> dict:
+    """The uninterrupted run on two processes of one machine (--devices 2)."""
+    logdir = tmp_path_factory.mktemp("two_devices")
+    train_through([*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp",
+                   "--logdir", str(logdir)])
+    return json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
+
+
+def test_ddp_resumes_exactly_mid_epoch_and_between_epochs(two_devices, resume_data, tmp_path):
+    """Each process's random state, epoch sums and share of the data come back as its own."""
+    got = killed_and_resumed([*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp"],
+                             "dense", tmp_path / "crashed", kill_at=("4", "18e"))
+    assert got["global_step"] == 27
+    assert_same_training(two_devices, got)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_docs_torchrun_command_on_two_nodes_equals_two_devices(two_devices, resume_data, tmp_path):
+    """docs/long-runs.md's torchrun command for CPUs, as two nodes of one process on 127.0.0.1 (on
+    a free port, with this test's small run): the same final state as --devices 2 on one machine."""
+    doc = (ROOT / "docs" / "long-runs.md").read_text()
+    command = re.search(r"<!-- snippet: torchrun-cpu -->\s*```bash\n(torchrun .*)\n```", doc).group(1).split()
+    assert command[command.index("--model") + 1] == "dense" and "--master-port" in command
+    port, logdir = str(free_port()), tmp_path / "runs"
+    values = {"$HEAD_NODE": "127.0.0.1", "29500": port}
+    nodes = [subprocess.Popen(
+        # torchrun is `python -m torch.distributed.run`; the DDP_DENSE flags come after the doc's, and win
+        [sys.executable, "-m", "torch.distributed.run",
+         *[values.get(word, str(rank) if word == "$NODE_RANK" else word) for word in command[1:]], *DDP_DENSE,
+         "--data-dir", str(resume_data), "--logdir", str(logdir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    got = json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
+    assert_same(final_state(two_devices), final_state(got))
+    assert got["test"] == two_devices["test"]

@@ -90,20 +90,25 @@ def train_through(args: list[str]) -> None:
         assert main(["train", *args]) == 0
 
 
+def killed_and_resumed(args: list[str], model: str, logdir: Path, kill_at: tuple[str, ...] = ("first",)) -> dict:
+    """Train in `logdir`, SIGKILLed after the checkpoint at each of `kill_at` in turn (see
+    KILL_AFTER_CHECKPOINT), each time restarted with the same command and `--resume auto`, then
+    to its end; return its results."""
+    command = [*args, "--logdir", str(logdir), "--resume", "auto"]
+    for where in kill_at:
+        output = train_killed(command, where, logdir.parent)
+        assert not (logdir / model / "version_0" / "results.json").exists(), output
+    train_through(command)
+    assert not (logdir / model / "version_1").exists(), "every restart continued the one run"
+    return json.loads((logdir / model / "version_0" / "results.json").read_text())
+
+
 def uninterrupted_and_resumed(args: list[str], model: str, tmp_path: Path,
                               kill_at: tuple[str, ...] = ("first",)) -> tuple[dict, dict]:
-    """Train once straight through; once SIGKILLed after the checkpoint at each of `kill_at` in
-    turn (see KILL_AFTER_CHECKPOINT), each time restarted with the same command and
-    `--resume auto`, then to its end. Return both runs' results."""
-    full, crashed = tmp_path / "full", tmp_path / "crashed"
-    train_through([*args, "--logdir", str(full)])
-    for where in kill_at:
-        output = train_killed([*args, "--logdir", str(crashed), "--resume", "auto"], where, tmp_path)
-        assert not (crashed / model / "version_0" / "results.json").exists(), output
-    train_through([*args, "--logdir", str(crashed), "--resume", "auto"])
-    assert not (crashed / model / "version_1").exists(), "every restart continued the one run"
-    expected = json.loads((full / model / "version_0" / "results.json").read_text())
-    return expected, json.loads((crashed / model / "version_0" / "results.json").read_text())
+    """Train once straight through, and once killed_and_resumed; return both runs' results."""
+    train_through([*args, "--logdir", str(tmp_path / "full")])
+    expected = json.loads((tmp_path / "full" / model / "version_0" / "results.json").read_text())
+    return expected, killed_and_resumed(args, model, tmp_path / "crashed", kill_at)
 
 
 def assert_same(a, b, where: str = "") -> None:
@@ -153,14 +158,22 @@ GAN = ["--model", "gan", "--max-epochs", "3", "--batch-size", "32", "--accelerat
 
 
 @pytest.mark.slow
-def test_dense_resumes_after_sigkill_exactly_as_if_never_stopped(resume_data, tmp_path):
-    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch (step 28, 11
-    batches into the second epoch) and at the end of the second epoch (step 34)."""
-    expected, got = uninterrupted_and_resumed([*DENSE, "--data-dir", str(resume_data)], "dense", tmp_path,
-                                              kill_at=("28", f"{2 * STEPS_PER_EPOCH}e"))
+def test_dense_resumes_after_sigkill_exactly_as_if_never_stopped(resume_data, tmp_path, capsys):
+    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch (steps 4 and
+    28, 11 batches into the second epoch) and between epochs (step 34); the same command with
+    --resume auto, started four times, ends as one uninterrupted run, and a fifth trains nothing."""
+    args = [*DENSE, "--data-dir", str(resume_data)]
+    expected, got = uninterrupted_and_resumed(args, "dense", tmp_path, kill_at=("4", "28", f"{2 * STEPS_PER_EPOCH}e"))
     assert got["resumed_from"].endswith("last.ckpt")
     assert (got["epochs"], got["global_step"]) == (3, 3 * STEPS_PER_EPOCH)
     assert_same_training(expected, got)
+
+    results = Path(got["run_dir"]) / "results.json"
+    written = results.read_text()
+    capsys.readouterr()
+    assert main(["train", *args, "--logdir", str(tmp_path / "crashed"), "--resume", "auto"]) == 0
+    assert f"This run finished before, nothing to train: {got['run_dir']}" in capsys.readouterr().out
+    assert results.read_text() == written
 
 
 def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

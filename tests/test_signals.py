@@ -4,6 +4,7 @@ line, exit status 128 + the signal, and `--resume auto` continues exactly; SLURM
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,9 +76,9 @@ def test_a_signal_saves_the_step_reached_and_resume_auto_continues_exactly(name,
     assert proc.returncode == 128 + signum, proc.stderr[-3000:]
     last = tmp_path / "runs" / "dense" / "version_0" / "checkpoints" / "last.ckpt"
     said = [line for line in proc.stderr.splitlines() if line.startswith(f"stopped by {name}")]
-    assert said == [f"stopped by {name}: saved {last} at step 10; "
-                    + ("SLURM requeued the job, which continues it. " if slurm else "")
-                    + "Run the same command with --resume auto to continue."], proc.stderr[-3000:]
+    then = ("SLURM requeued the job, whose same command continues it" if slurm
+            else "run the same command with --resume auto to continue")
+    assert said == [f"stopped by {name}: saved {last} at step 10; {then}."], proc.stderr[-3000:]
     # at the step reached, though the step checkpoints fall every 4 steps
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 10
     if slurm:
@@ -88,3 +89,14 @@ def test_a_signal_saves_the_step_reached_and_resume_auto_continues_exactly(name,
     train_through(args)
     got = json.loads((tmp_path / "runs" / "dense" / "version_0" / "results.json").read_text())
     assert_same_training(uninterrupted, got)
+
+
+def test_the_docs_slurm_script_signals_requeues_and_resumes():
+    from mnist_pl.cli import build_parser
+
+    doc = (ROOT / "docs" / "long-runs.md").read_text()
+    script = re.search(r"<!-- snippet: slurm -->\s*```bash\n(.*?)```", doc, re.S).group(1)
+    assert "#SBATCH --signal=SIGUSR1@90" in script and "#SBATCH --requeue" in script
+    srun = next(line for line in script.splitlines() if line.startswith("srun python train.py "))
+    args = build_parser().parse_args(["train", *srun.split()[3:]])
+    assert args.resume == "auto" and args.strategy == "ddp" and args.num_nodes == 2
