@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import logging
 import os
 import random
 import shutil
@@ -94,9 +95,11 @@ KINDS = ("step", "checkpoint", "validation", "after-checkpoint", "step", "test")
 
 
 def write_idx(path: Path, data: Any) -> None:
-    """A uint8 tensor as a gzipped IDX file."""
+    """A tensor of values 0-255 as a gzipped IDX file of unsigned bytes."""
+    import torch
+
     header = bytes([0, 0, 0x08, data.dim()]) + b"".join(d.to_bytes(4, "big") for d in data.shape)
-    path.write_bytes(gzip.compress(header + data.contiguous().numpy().tobytes()))
+    path.write_bytes(gzip.compress(header + data.to(torch.uint8).contiguous().numpy().tobytes()))
 
 
 def small_data(source: Path, folder: Path, n_train: int, n_test: int) -> Path:
@@ -107,7 +110,7 @@ def small_data(source: Path, folder: Path, n_train: int, n_test: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("t10k", n_test)):
         key = "train" if split == "train" else "test"
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", tensors[f"{key}_images"][:n])
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", tensors[f"{key}_images"][:n].reshape(-1, 28, 28))
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", tensors[f"{key}_labels"][:n])
     return folder
 
@@ -157,6 +160,7 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # its notes on the purged steps of each restart
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
