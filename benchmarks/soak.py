@@ -7,7 +7,8 @@ time restarted with the same command, must end bit-identical to the same run nev
 The moments fall inside a training step (between backward and the optimiser step), inside a
 checkpoint write (half the file written), inside validation, right after a checkpoint was
 written, and inside the final test; each is drawn after the step the restarted run resumes
-from, so that every restart reaches its kill. At the end: the final model, moving average,
+from (so that every restart reaches its kill) and within twice an even share of the steps left
+(so that the kills fall all along the run). At the end: the final model, moving average,
 optimisers, schedules and every process's random state torch.equal to the uninterrupted run's,
 every TensorBoard scalar logged once at the uninterrupted run's steps with its values, the same
 test metrics, and one more restart that finds the run finished and exits 0. It prints what it
@@ -205,7 +206,9 @@ def main() -> int:
     for kill in range(1, args.kills + 1):
         resumed_from = checkpoint_step(run_dir / "checkpoints" / "last.ckpt")
         kind = "test" if resumed_from >= total else draw.choice(KINDS)
-        at = 0 if kind == "test" else draw.randint(resumed_from + 1, total)
+        # spread over what is left, so that the kills fall all along the run
+        reach = max(1, 2 * (total - resumed_from) // (args.kills - kill + 1))
+        at = 0 if kind == "test" else min(total, resumed_from + draw.randint(1, reach))
         proc = run(restart, f"{kind}:{at}")
         status = "killed" if proc.returncode == -signal.SIGKILL else f"exit status {proc.returncode} (not killed)"
         print(f"kill {kill:2}: restarted from step {resumed_from:3}, {kind} at step {at}: {status}", flush=True)
