@@ -276,9 +276,12 @@ class WorkerLock:
     def describe(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "lock": str(self.path)}
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+    def close(self, remove: bool = True) -> None:
+        """Release the lock; `remove` the file too, unless a trial of this worker was left
+        RUNNING (an interrupted worker): the next worker on this machine finds it free."""
+        if remove:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
         os.close(self._fd)
 
 
@@ -424,9 +427,10 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings, worker: dict[str, An
     try:
         results = train(settings.model, trial_config(settings, values, trial_dir), resume=resume,
                         sources=sources, callbacks=[report], progress_bar=False)
-    except (KeyboardInterrupt, SystemExit):
-        trial.set_user_attr("interrupted", "stopped by a signal")
-        raise
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Ctrl-C (Lightning turns it into SystemExit): the next run continues this trial
+        trial.set_user_attr("interrupted", "stopped by Ctrl-C")
+        raise KeyboardInterrupt from err
     except MetricNotLogged:
         raise
     except Exception as err:
@@ -463,6 +467,7 @@ def run_worker(settings: SweepSettings, name: str = "", say: Callable[[str], Non
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
         say(prefix + describe_end(trial, settings))
 
+    ended_cleanly = False
     try:
         while True:
             gate.acquire()
@@ -474,13 +479,14 @@ def run_worker(settings: SweepSettings, name: str = "", say: Callable[[str], Non
                 running = sum(t.state == TrialState.RUNNING for t in trials)
                 waiting = any(t.state == TrialState.WAITING for t in trials)
                 if not waiting and done + running >= settings.trials:
+                    ended_cleanly = True
                     return
                 study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[finished])
             finally:
                 gate.release()
     finally:
         gate.close()
-        lock.close()
+        lock.close(remove=ended_cleanly)
 
 
 def describe_end(trial: FrozenTrial, settings: SweepSettings) -> str:
@@ -517,12 +523,20 @@ def run_workers(settings: SweepSettings, workers: int) -> int:
     processes = [subprocess.Popen([sys.executable, "-c", code, settings.to_json(), f"worker {i + 1}"], env=env,
                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
                  for i in range(workers)]
+    def forward(signum: int, frame: Any) -> None:  # a scheduler's SIGTERM reaches the workers too
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
         statuses = [process.wait() for process in processes]
     except KeyboardInterrupt:  # the workers got the Ctrl-C too: let them record their trials
         for process in processes:
             process.wait()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return next((status for status in statuses if status), 0)
 
 

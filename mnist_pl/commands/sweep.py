@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,5 +105,11 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"Sweep {study!r}: {args.trials} trials of {args.model} over {', '.join(space.keys())} "
           f"(space {args.space or args.model}); {settings.metric} ({settings.mode}); study in "
           f"{study_dir / 'study.db' if args.storage is None else args.storage}", flush=True)
-    print(report_sweep(run_sweep(settings, args.workers), settings))
+    try:
+        study_of_sweep = run_sweep(settings, args.workers)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue the sweep; the interrupted trials "
+              "continue from their last checkpoints.", file=sys.stderr)
+        return 130
+    print(report_sweep(study_of_sweep, settings))
     return 0
