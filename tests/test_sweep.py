@@ -125,3 +125,13 @@ def test_a_setting_that_cannot_be_built_fails_its_trial(idx_dir, tmp_path, capsy
                 "--logdir", str(tmp_path), capsys=capsys)
     assert "1 of 1 trials finished (0 complete, 0 pruned, 1 failed)" in out
     assert "trial 0: val_size=100000 leaves no training or no validation images out of 320" in out
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_machine_finish_exactly_the_trials_asked_for(idx_dir, space, tmp_path, capsys):
+    out = sweep(*SMALL, "--space", str(space), "--trials", "3", "--workers", "2", "--data-dir", str(idx_dir),
+                "--logdir", str(tmp_path), capsys=capsys)
+    assert "3 of 3 trials finished (3 complete" in out
+    trials = trials_of(tmp_path / "sweeps" / "small")
+    assert len(trials) == 3  # the workers decide in turn whether to start one: never a fourth
+    assert {t.user_attrs["worker"]["pid"] for t in trials} <= {t.user_attrs["worker"]["pid"] for t in trials[:2]}
