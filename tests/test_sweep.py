@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -134,4 +135,5 @@ def test_two_workers_on_one_machine_finish_exactly_the_trials_asked_for(idx_dir,
     assert "3 of 3 trials finished (3 complete" in out
     trials = trials_of(tmp_path / "sweeps" / "small")
     assert len(trials) == 3  # the workers decide in turn whether to start one: never a fourth
-    assert {t.user_attrs["worker"]["pid"] for t in trials} <= {t.user_attrs["worker"]["pid"] for t in trials[:2]}
+    workers = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert os.getpid() not in workers and 1 <= len(workers) <= 2  # in the worker processes
