@@ -73,7 +73,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..environment import keep_freed_memory
     from ..errors import UserError
     from ..registry import model_class
-    from ..space import load_space
+    from ..space import load_space, shipped_space_names
     from ..sweep import SweepSettings, default_mode, run_sweep, storage_url
     from ..sweep_report import report_sweep
 
@@ -89,6 +89,9 @@ def _sweep(args: argparse.Namespace) -> int:
     overrides.update(from_set)
     origins.update({key: "--set" for key in from_set})
     config = load_config(args.model, args.config, overrides, origins)
+    if args.space is None and args.model not in shipped_space_names():
+        raise UserError(f"--model {args.model} has no shipped search space; give --space FILE, a YAML file of "
+                        "its config keys, each a {low, high} range or a list of choices (see docs/sweeps.md).")
     space = load_space(args.model, args.space or args.model, args.config, overrides, origins)
     metric = args.metric or model_class(args.model).checkpoint_monitor
     if metric is None:
