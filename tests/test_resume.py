@@ -135,10 +135,13 @@ def final_state(results: dict) -> dict:
 
 def assert_same_training(expected: dict, got: dict) -> None:
     """The two runs ended in the same state (model, moving average, optimisers, schedules, step;
-    torch.equal) and logged the same TensorBoard scalars (each step once, the same values)."""
+    torch.equal), report the same results and logged the same TensorBoard scalars (each step
+    once, the same values)."""
     assert (got["epochs"], got["global_step"]) == (expected["epochs"], expected["global_step"])
     assert_same(final_state(expected), final_state(got))
     assert got.get("test") == expected.get("test")
+    # the best validation value and epoch, those before a crash too (their state is in the checkpoint)
+    assert got.get("best_validation") == expected.get("best_validation")
     assert logged_scalars(got["run_dir"]) == logged_scalars(expected["run_dir"])
 
 
