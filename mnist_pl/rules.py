@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections.abc
 import difflib
+import functools
 import inspect
 import math
 import numbers
@@ -267,18 +268,21 @@ def is_wrong_type(value: Any, hint: Any) -> bool:
 # ---------------------------------------------------------------------------- constructors
 
 
-def _parameters(cls: type) -> list[str]:
+# read once per class: resolving string hints (eval) on every construction is slow
+@functools.lru_cache(maxsize=None)
+def _parameters(cls: type) -> tuple[str, ...]:
     """The named arguments of `cls.__init__` itself (not of its bases)."""
-    return [name for name, p in inspect.signature(vars(cls)["__init__"]).parameters.items()
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return tuple(name for name, p in inspect.signature(vars(cls)["__init__"]).parameters.items()
+                 if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
 
 
-def _hints(klass: type) -> dict[str, Any]:
+@functools.lru_cache(maxsize=None)
+def _hints(klass: type) -> types.MappingProxyType[str, Any]:
     """The type hints of `klass`'s own __init__ (Annotated kept)."""
     try:
-        return typing.get_type_hints(vars(klass)["__init__"], include_extras=True)
+        return types.MappingProxyType(typing.get_type_hints(vars(klass)["__init__"], include_extras=True))
     except Exception:  # a hint that cannot be resolved here checks nothing
-        return {}
+        return types.MappingProxyType({})
 
 
 def argument_hints(cls: type) -> dict[str, Any]:
