@@ -264,8 +264,9 @@ class CompiledTraining(L.Callback):
         self._eager = contextlib.ExitStack()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and hasattr(trainer.datamodule, "drop_last"):
-            trainer.datamodule.drop_last = True
+        datamodule = getattr(trainer, "datamodule", None)
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "drop_last"):
+            datamodule.drop_last = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._started is None:

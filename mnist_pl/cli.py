@@ -33,7 +33,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with each mistake as one line `error: ...` and exit status 2 (no usage block),
     and a "did you mean" for an unknown command, choice or flag. Subcommands use it too."""
 
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+    def parse_known_args(  # type: ignore[override]  # one signature for argparse's overloads
+            self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         self.words = list(sys.argv[1:] if args is None else args)  # for the messages below
         return super().parse_known_args(args, namespace)
 

@@ -91,7 +91,7 @@ def removed_if_failed(run_dir: Path | None) -> Iterator[None]:
     try:
         yield
     except Exception:
-        if made and not any(run_dir.glob(f"{CHECKPOINTS}/*.ckpt")):
+        if run_dir is not None and made and not any(run_dir.glob(f"{CHECKPOINTS}/*.ckpt")):
             shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this run made
         raise
 

@@ -14,7 +14,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import SimpleProfiler
 
@@ -119,9 +119,9 @@ def built(what: str, section: str, config: dict[str, Any], sources: dict[str, st
     try:
         return make()
     except ArgumentError as err:
-        keys = ", ".join(f"{section}.{name}={as_typed(value)} (from {sources.get(f'{section}.{name}', 'the defaults')})"
-                         for name, value in err.arguments.items())
-        raise UserError(f"{keys}: {err.problem}") from None
+        named = ", ".join(f"{section}.{name}={as_typed(value)} "
+                          f"(from {sources.get(f'{section}.{name}', 'the defaults')})" for name, value in err.arguments.items())
+        raise UserError(f"{named}: {err.problem}") from None
     except UserError:
         raise
     except Exception as err:
@@ -200,8 +200,8 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
+    checkpointer = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    best = checkpointer.best_model_path if checkpointer is not None else ""
     results: dict[str, Any] = {
         "model": model_name,
         "resumed_from": str(resume) if resume else None,
@@ -211,8 +211,8 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "best_checkpoint": best or None,
-        "last_checkpoint": (str(Path(checkpoint.dirpath) / LAST_CHECKPOINT)
-                            if checkpoint is not None and checkpoint.dirpath and run_dir else None),
+        "last_checkpoint": (str(Path(checkpointer.dirpath) / LAST_CHECKPOINT)
+                            if checkpointer is not None and checkpointer.dirpath and run_dir else None),
         "best_validation": best_validation.result() if best_validation is not None else None,
     }
     results.update(model.finish_run(trainer, datamodule, best or None, run_dir))
@@ -225,10 +225,9 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
         best_so_far = results["best_validation"]
         if best_so_far and best_so_far["value"] is not None:  # what a sweep chooses by
             final = {**final, f"best_{best_so_far['metric']}": best_so_far["value"]}
-        trainer.logger.log_hyperparams(trainer.logger.hparams,
-                                       metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items()})
-        trainer.logger.finalize("success")  # fit and test closed the writer already: flush again
-    if profiler is not None:
+        logger.log_hyperparams(logger.hparams, metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items()})
+        logger.finalize("success")  # fit and test closed the writer already: flush again
+    if profiler is not None and run_dir is not None:
         results["profile"] = str(run_dir / "fit-profile.txt")
     results["seconds"] = round(time.time() - started, 1)
     if compiled is not None:  # (inside "seconds")

@@ -24,7 +24,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         no_default = action.default is None or action.default is False or action.default == []
         if no_default or action.default is argparse.SUPPRESS or "(default" in (action.help or ""):
             return action.help or ""
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 def with_config_default(help: str, key: str) -> str:

@@ -80,6 +80,7 @@ def _score(args: argparse.Namespace) -> int:
                           download=False)
 
     def draw(num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        assert gan is not None  # draw is passed on only with a GAN
         images = gan.sample(num, generator=torch.Generator().manual_seed(seed), use_ema=not args.no_ema)
         return images, gan.make_labels(num)
 

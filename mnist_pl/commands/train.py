@@ -51,7 +51,7 @@ def add_commands(sub: Subcommands) -> None:
                    help="run one batch of each stage to check that everything works; saves nothing")
     for action in p._actions:  # each flag's help ends with what the shipped configs set it to
         if action.dest in FLAG_KEYS:
-            action.help = with_config_default(action.help, FLAG_KEYS[action.dest])
+            action.help = with_config_default(action.help or "", FLAG_KEYS[action.dest])
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -87,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
     sources: dict[str, str] = {}
     config = load_config(args.model, config_path, overrides, origins, sources)
     results = train(args.model, config, resume=resume, sources=sources)
-    if rank_zero_only.rank == 0:  # under DDP every process runs this; one reports
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # (set by Lightning) under DDP one process reports
         if results.get("finished_before"):
             print(f"This run finished before, nothing to train: {results['run_dir']} (its results below). "
                   "To train it again, start a new run: leave out --resume auto or use another --logdir.")
