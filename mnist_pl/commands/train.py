@@ -75,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
     from_set = parse_set(args.set)
     overrides.update(from_set)
     origins.update({key: "--set" for key in from_set})
-    config_path, resume = args.config, None
+    config_path = args.config
+    resume: str | Path | None = None
     if args.resume == "auto":
         resume = "auto"  # train() finds the run of this command's config
     elif args.resume:
