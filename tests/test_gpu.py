@@ -75,6 +75,7 @@ def gpu_runs(tmp_path_factory) -> dict[str, dict]:
 
 
 @needs_gpu
+@pytest.mark.xdist_group("gpu_runs")  # one worker trains the runs for both
 def test_default_models_train_on_the_gpu(gpu_runs):
     assert gpu_runs["cnn"]["test"]["test/acc"] > 0.9 and gpu_runs["cnn"]["epochs"] == 2
     gan = gpu_runs["gan"]
@@ -284,6 +285,7 @@ def run_on_cpu_only(*args: str) -> subprocess.CompletedProcess:
 
 
 @needs_gpu
+@pytest.mark.xdist_group("gpu_runs")  # one worker trains the runs for both
 def test_gpu_checkpoints_work_on_a_cpu_only_process(gpu_runs, subset_dir, tmp_path):
     from PIL import Image
 
