@@ -14,8 +14,8 @@
 # left of GPU_CHECK_SECONDS (default 450); a part that does not fit is reported as not run, one
 # that runs out of time as timed out, with what it printed so far. GPU_CHECK_PARTS picks parts
 # (default: all, in the order above). The tests run on GPU_CHECK_WORKERS pytest-xdist workers
-# (default 4 where pytest-xdist is installed, else 0: one process); either way the summary reads
-# their results.
+# (default 4 where pytest-xdist is installed, else 0: one process; 0 in a dry run); either way the
+# summary reads their results.
 #
 # GPU_CHECK_DRY_RUN=1 runs every part on the CPU, on a generated set of 320 images (a few batches
 # an epoch), one or two epochs each, and prints the same table: the script seen working end to end
@@ -59,12 +59,12 @@ fi
 export MNIST_PL_SUBSET="$DATA"  # the tests' real-data fixture
 # deterministic cuBLAS needs this from the start of each process (tests/test_gpu.py)
 export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
-BUDGET=${GPU_CHECK_SECONDS:-$([[ -n $DRY_RUN ]] && echo 1500 || echo 450)}
+BUDGET=${GPU_CHECK_SECONDS:-$([[ -n $DRY_RUN ]] && echo 1600 || echo 450)}
 START=$SECONDS
 echo "data: $DATA; results: $OUT; budget: ${BUDGET} s${DRY_RUN:+; DRY RUN on the CPU}"
 
-if [[ -z ${GPU_CHECK_WORKERS:-} ]]; then
-    GPU_CHECK_WORKERS=$("$PYTHON" -c "import xdist" 2>/dev/null && echo 4 || echo 0)
+if [[ -z ${GPU_CHECK_WORKERS:-} ]]; then  # (a dry run's CPU is likely too small for workers)
+    GPU_CHECK_WORKERS=$([[ -z $DRY_RUN ]] && "$PYTHON" -c "import xdist" 2>/dev/null && echo 4 || echo 0)
 fi
 # pyproject's addopts (-n 2 --dist worksteal) are left out: the workers are chosen here, and
 # without pytest-xdist -n is an unknown option. loadgroup keeps the tests that share the trained
@@ -77,7 +77,7 @@ fi
 
 # each part's limit in seconds: on the GPU, and in a dry run (the CPU compiles for minutes)
 declare -A PART_SECONDS=([benchmark_compiled]=100 [gan_compiled]=70 [gan_eager]=35 [tests]=120 [benchmark]=70)
-declare -A DRY_SECONDS=([benchmark_compiled]=600 [gan_compiled]=400 [gan_eager]=90 [tests]=120 [benchmark]=150)
+declare -A DRY_SECONDS=([benchmark_compiled]=500 [gan_compiled]=300 [gan_eager]=120 [tests]=240 [benchmark]=400)
 ALL_PARTS="benchmark_compiled gan_compiled gan_eager tests benchmark"
 PARTS=" ${GPU_CHECK_PARTS:-$ALL_PARTS} "
 

@@ -41,10 +41,12 @@ def gan_figures(out: Path, runs: str, dry_run: bool) -> str:
     if not paths:
         return ""
     results = json.loads(paths[0].read_text())
-    compiling = results.get("compile_seconds", 0.0)
+    figures = f"\n  {results['epochs']} epochs, {results['global_step']} steps: {results['seconds']} s"
+    if "compile_seconds" not in results:  # an eager run
+        return figures
+    compiling = results["compile_seconds"]
     target = "" if dry_run else f" (target <= {GAN_TARGET_SECONDS})"
-    return (f"\n  {results['epochs']} epochs, {results['global_step']} steps: {results['seconds']} s in all, "
-            f"{compiling} s of it compiling, {results['seconds'] - compiling:.1f} s the rest{target}")
+    return f"{figures} in all, {compiling} s of it compiling, {results['seconds'] - compiling:.1f} s the rest{target}"
 
 
 def benchmark_table(path: Path) -> list[str]:
