@@ -324,7 +324,7 @@ class IndexBatches(BatchSampler):
         super().__init__(sampler, batch_size, drop_last)
         self.device = torch.device(device)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[Any]:  # index tensors, where BatchSampler gives lists
         if isinstance(self.sampler, SequentialSampler):
             order = torch.arange(len(self.sampler), device=self.device)
         else:
