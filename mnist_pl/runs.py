@@ -35,8 +35,8 @@ KEYS_A_RESTART_MAY_CHANGE = ("logdir", "profile", "checkpoint_every_n_steps", "d
 
 
 def last_checkpoints(logdir: str | Path, model: str) -> list[Path]:
-    """The last.ckpt of every run of `model` under `logdir`."""
-    return list(Path(logdir, model).glob(f"version_*/{CHECKPOINTS}/{LAST_CHECKPOINT}"))
+    """The last.ckpt of every run of `model` (a name or "module:Class") under `logdir`."""
+    return list(Path(logdir, run_folder(model)).glob(f"version_*/{CHECKPOINTS}/{LAST_CHECKPOINT}"))
 
 
 def newest_last_checkpoint(logdir: str | Path, models: Sequence[str], flag: str) -> Path:
@@ -44,7 +44,8 @@ def newest_last_checkpoint(logdir: str | Path, models: Sequence[str], flag: str)
     written), or a UserError, for `flag` ("--resume last"), saying what to do."""
     candidates = [path for model in models for path in last_checkpoints(logdir, model)]
     if not candidates:
-        looked = ", ".join(str(Path(logdir, model, "version_*", CHECKPOINTS, LAST_CHECKPOINT)) for model in models)
+        looked = ", ".join(str(Path(logdir, run_folder(model), "version_*", CHECKPOINTS, LAST_CHECKPOINT))
+                           for model in models)
         raise UserError(f"{flag}: no run has a last.ckpt ({looked}). Train one first "
                         f"(python train.py --model {models[-1]} --logdir {logdir}), or give the run's "
                         "--logdir, or a .ckpt file.")
@@ -54,7 +55,7 @@ def newest_last_checkpoint(logdir: str | Path, models: Sequence[str], flag: str)
 def find_last_checkpoint(logdir: str | Path, model_name: str) -> Path:
     """The last.ckpt of the newest run of `model_name` under `logdir` (what --resume last means)."""
     try:
-        return newest_last_checkpoint(logdir, [run_folder(model_name)], "--resume last")
+        return newest_last_checkpoint(logdir, [model_name], "--resume last")
     except UserError as err:
         raise UserError(f"{err} Without a run there is nothing to resume: train without --resume first.") from None
 

@@ -162,3 +162,10 @@ def test_register_model_gives_your_model_a_name_and_a_config(idx_dir, tmp_path, 
         register_model("cnn", TinyNet)
     with pytest.raises(UserError, match="must be a LightningModule class"):
         register_model("nothing", dict)
+
+
+def test_resume_last_looks_in_your_models_run_folder(tmp_path, capsys):
+    assert main(["train", "--model", "own_models:Net", "--resume", "last", "--logdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"({tmp_path}/own_models.Net/version_*/checkpoints/last.ckpt)" in err
+    assert "(python train.py --model own_models:Net --logdir" in err
