@@ -28,8 +28,13 @@ def exportable_of(checkpoint: str | Path) -> Exportable:
     from .checkpoints import datamodule_for, load_model
 
     model, saved = load_model(checkpoint, purpose="export")
+    export = getattr(type(model), "exportable", None)
+    if not callable(export):
+        raise UserError(f"checkpoint {checkpoint} holds a {type(model).__name__}, which says nothing of what to "
+                        "export: give its class an exportable(normalization, classes) method, as ImageClassifier "
+                        "and GAN have (see mnist_pl/exportable.py).")
     datamodule = datamodule_for(saved)
-    exportable = model.exportable(datamodule.normalization, datamodule.classes)
+    exportable: Exportable = export(model, datamodule.normalization, datamodule.classes)
     exportable.metadata = {"producer": "mnist-pl", "checkpoint": Path(checkpoint).name,
                            "model": type(model).__name__, **exportable.metadata}
     return exportable

@@ -169,3 +169,20 @@ def test_resume_last_looks_in_your_models_run_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"({tmp_path}/own_models.Net/version_*/checkpoints/last.ckpt)" in err
     assert "(python train.py --model own_models:Net --logdir" in err
+
+
+def test_export_of_a_model_without_exportable_is_one_clear_error(tmp_path, monkeypatch):
+    from mnist_pl.export import exportable_of
+
+    (tmp_path / "own_bare.py").write_text("from torch import nn\n\nfrom mnist_pl import MNISTModule\n\n\n"
+                                          "class Bare(MNISTModule):\n    def __init__(self):\n"
+                                          "        super().__init__()\n        self.net = nn.Linear(2, 2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from own_bare import Bare
+
+    trainer = L.Trainer(max_steps=0, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(Bare())
+    trainer.save_checkpoint(tmp_path / "bare.ckpt", weights_only=True)
+    with pytest.raises(UserError, match="holds a Bare, which says nothing of what to export"):
+        exportable_of(tmp_path / "bare.ckpt")
