@@ -6,7 +6,7 @@ time restarted with the same command, must end bit-identical to the same run nev
 
 The moments fall inside a training step (between backward and the optimiser step), inside a
 checkpoint write (half the file written), inside validation, right after a checkpoint was
-written, and inside the final test; each is drawn after the step the restarted run resumes
+written, and (the last) inside the final test; each is drawn after the step the restarted run resumes
 from (so that every restart reaches its kill) and within twice an even share of the steps left
 (so that the kills fall all along the run). At the end: the final model, moving average,
 optimisers, schedules and every process's random state torch.equal to the uninterrupted run's,
@@ -92,7 +92,7 @@ MODEL_ARGS = {
     "gan": ["--set", "model.arch=fc", "--set", "model.generator_hidden=[32]",
             "--set", "model.discriminator_hidden=[32]"],
 }
-KINDS = ("step", "checkpoint", "validation", "after-checkpoint", "step", "test")
+KINDS = ("step", "checkpoint", "validation", "after-checkpoint", "step")  # and the last kill: "test"
 
 
 def write_idx(path: Path, data: Any) -> None:
@@ -205,7 +205,8 @@ def main() -> int:
     kinds: dict[str, int] = {}
     for kill in range(1, args.kills + 1):
         resumed_from = checkpoint_step(run_dir / "checkpoints" / "last.ckpt")
-        kind = "test" if resumed_from >= total else draw.choice(KINDS)
+        # the last kill lets training end and falls in the final test
+        kind = "test" if resumed_from >= total or kill == args.kills else draw.choice(KINDS)
         # spread over what is left, so that the kills fall all along the run
         reach = max(1, 2 * (total - resumed_from) // (args.kills - kill + 1))
         at = 0 if kind == "test" else min(total, resumed_from + draw.randint(1, reach))

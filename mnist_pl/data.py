@@ -284,9 +284,9 @@ class EpochShard(DistributedSampler):
     order a resumed epoch would replay from its start).
     """
 
-    def __init__(self, dataset: Dataset, seed: int):
+    def __init__(self, dataset: InMemoryImages, seed: int):
         super().__init__(dataset, shuffle=True, seed=seed)
-        self.skip = 0
+        self.size, self.skip = len(dataset), 0
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -294,7 +294,7 @@ class EpochShard(DistributedSampler):
         super().set_epoch(epoch)
 
     def __iter__(self) -> Iterator[int]:
-        order = epoch_order(len(self.dataset), self.seed, self.epoch)
+        order = epoch_order(self.size, self.seed, self.epoch)
         order = torch.cat([order, order[: self.total_size - len(order)]])[self.rank::self.num_replicas]
         start, self.skip = self.skip, 0
         return iter(order[start:].tolist())
