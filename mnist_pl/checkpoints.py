@@ -147,10 +147,10 @@ def load_model(path: str | Path, kinds: tuple[str | type, ...] = (),
     accepted = tuple(model_class(kind) if isinstance(kind, str) else kind for kind in kinds)
     if accepted and not issubclass(cls, accepted):
         names = [kind for kind in kinds if isinstance(kind, str)]
-        bases = " or ".join(f"a {kind.__name__}" for kind in kinds if not isinstance(kind, str))
+        bases = " or ".join(kind.__name__ for kind in kinds if not isinstance(kind, str))
         what = "a GAN: it generates digits and does not classify them" if issubclass(cls, GAN) else f"a {name} model"
         raise UserError(f"checkpoint {path} holds {what}, but {purpose} needs a {' or '.join(names)} checkpoint"
-                        + (f" (or {bases} of your own)" if bases else "")
+                        + (f", or one of a class of your own derived from {bases}" if bases else "")
                         + f" (train one with: python train.py --model {names[-1]}).")
     try:
         model = cls(**constructor_arguments(cls, checkpoint.get("hyper_parameters", {})))

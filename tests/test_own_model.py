@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from mnist_pl import DemoClassifier, DenseClassifier, UserError, load_config, load_model, register_model, train
+from mnist_pl import (DemoClassifier, DenseClassifier, UserError, load_classifier, load_config, load_model, register_model,
+                      train)
 from mnist_pl import registry
 from mnist_pl.cli import main
 from mnist_pl.module import MODEL_NAME_KEY
@@ -171,7 +172,7 @@ def test_resume_last_looks_in_your_models_run_folder(tmp_path, capsys):
     assert "(python train.py --model own_models:Net --logdir" in err
 
 
-def test_export_of_a_model_without_exportable_is_one_clear_error(tmp_path, monkeypatch):
+def test_a_model_without_export_or_classes_is_one_clear_error(tmp_path, monkeypatch):
     from mnist_pl.export import exportable_of
 
     (tmp_path / "own_bare.py").write_text("from torch import nn\n\nfrom mnist_pl import MNISTModule\n\n\n"
@@ -186,3 +187,6 @@ def test_export_of_a_model_without_exportable_is_one_clear_error(tmp_path, monke
     trainer.save_checkpoint(tmp_path / "bare.ckpt", weights_only=True)
     with pytest.raises(UserError, match="holds a Bare, which says nothing of what to export"):
         exportable_of(tmp_path / "bare.ckpt")
+    with pytest.raises(UserError, match="holds a own_bare:Bare model, but evaluate needs a dense or cnn checkpoint, "
+                                        "or one of a class of your own derived from ImageClassifier"):
+        load_classifier(tmp_path / "bare.ckpt", purpose="evaluate")
