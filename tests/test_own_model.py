@@ -20,10 +20,11 @@ from mnist_pl import registry
 from mnist_pl.cli import main
 from mnist_pl.module import MODEL_NAME_KEY
 
-README = (ROOT / "README.md").read_text()
-# the README's model of your own (a classifier handed its network with set_net) and its YAML
+# the documentation's model of your own (a classifier handed its network with set_net) and its
+# YAML, in README.md or a page under docs/
+DOCS = "".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 OWN_MODEL, OWN_CONFIG = re.search(r"<!-- snippet: own-model.*?-->\s*```python\n(.*?)```\s*```yaml\n(.*?)```",
-                                  README, re.S).groups()
+                                  DOCS, re.S).groups()
 # and a subclass that takes no argument of its own
 PLAIN_DENSE = """
 from mnist_pl import DenseClassifier
