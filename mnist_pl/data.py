@@ -342,7 +342,7 @@ class EvaluationShard(DistributedSampler):
     the repeats would count twice in the metrics; unequal shares are harmless in evaluation.
     """
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: InMemoryImages):
         super().__init__(dataset, shuffle=False)
         self.shard = list(range(self.rank, len(dataset), self.num_replicas))
         self.num_samples = len(self.shard)
@@ -385,7 +385,8 @@ class ResumableLoader(DataLoader):
         shuffle = self.shuffle
         if state and shuffle is not None:
             shuffle.seed, shuffle.epoch = state["seed"], state["epoch"]
-            shuffle.skip = state["batches_done"] * self.batch_sampler.batch_size
+            # (the batch sampler is a BatchSampler: _loader_args makes it)
+            shuffle.skip = state["batches_done"] * self.batch_sampler.batch_size  # type: ignore[union-attr]
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -472,8 +473,15 @@ class MNISTDataModule(L.LightningDataModule):
             self._load()
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if self.data_on_device and device is not None and device.type == "cuda":
-            for split in (self.train_set, self.val_set, self.test_set):
+            for split in (self.split("train"), self.split("val"), self.split("test")):
                 split.images, split.labels = split.images.to(device), split.labels.to(device)
+
+    def split(self, name: Literal["train", "val", "test"]) -> InMemoryImages:
+        """The images and labels of one split (after setup)."""
+        data = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[name]
+        if data is None:
+            raise RuntimeError(f"call setup() before asking for the {name} split")
+        return data
 
     def _load(self) -> None:
         tensors = load_idx_folder(locate_data(self.dataset, self.data_dir, self.download))
@@ -492,11 +500,9 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_set = InMemoryImages(images[val_idx], labels[val_idx], normalization)
         self.test_set = InMemoryImages(tensors["test_images"], tensors["test_labels"], normalization)
 
-    def _loader_args(self, data: InMemoryImages | None, sampler: Sampler[int] | None = None,
+    def _loader_args(self, data: InMemoryImages, sampler: Sampler[int] | None = None,
                      drop_last: bool = False) -> dict[str, Any]:
         """DataLoader arguments for `data` in `sampler`'s order (default: as stored)."""
-        if data is None:
-            raise RuntimeError("call setup() before asking for a dataloader")
         sampler = SequentialSampler(data) if sampler is None else sampler
         # worker processes cannot share CUDA tensors, and data on the GPU needs none
         workers = 0 if data.labels.is_cuda else self.num_workers
@@ -515,21 +521,23 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _batches_done(self) -> int:
         # the training loop's count of batches processed in this epoch
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current if self.trainer else None
+        return progress.processed if progress is not None else 0  # type: ignore[attr-defined]  # a _BatchProgress's
 
     def train_dataloader(self) -> DataLoader:
         # the run's seed fixes the order; reading it draws nothing from the global generator,
         # whose state a resumed run restores (drawing here would shift every draw after it)
         seed = torch.initial_seed() % 2**31
-        shuffle = EpochShard(self.train_set, seed) if _distributed() else EpochShuffle(len(self.train_set), seed)
+        train = self.split("train")
+        shuffle = EpochShard(train, seed) if _distributed() else EpochShuffle(len(train), seed)
         return ResumableLoader(batches_done=self._batches_done,
-                               **self._loader_args(self.train_set, shuffle, drop_last=self.drop_last))
+                               **self._loader_args(train, shuffle, drop_last=self.drop_last))
 
-    def _evaluation_loader(self, data: InMemoryImages | None) -> DataLoader:
+    def _evaluation_loader(self, data: InMemoryImages) -> DataLoader:
         return DataLoader(**self._loader_args(data, EvaluationShard(data) if _distributed() else None))
 
     def val_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.val_set)
+        return self._evaluation_loader(self.split("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._evaluation_loader(self.test_set)
+        return self._evaluation_loader(self.split("test"))

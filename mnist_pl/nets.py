@@ -105,13 +105,19 @@ class _ClassConditioning(nn.Module):
     def code_of(self, noise: torch.Tensor) -> torch.Tensor:
         """The class that each noise vector [N, latent_dim] stands for: where its first entry falls
         among `code_edges`, quantiles of the standard normal, so class c comes up with its share."""
-        return (noise[:, :1] > self.code_edges.to(noise.dtype)).sum(1)
+        return (noise[:, :1] > self._edges().to(noise.dtype)).sum(1)
 
     @torch.no_grad()
     def set_class_shares(self, shares: torch.Tensor) -> None:
         """How often code_of gives each class: `shares` [num_classes], summing to 1."""
         cumulative = shares.double().cumsum(0)[:-1].clamp(1e-9, 1 - 1e-9)
-        self.code_edges.copy_(torch.special.ndtri(cumulative).to(self.code_edges))
+        edges = self._edges()
+        edges.copy_(torch.special.ndtri(cumulative).to(edges))
+
+    def _edges(self) -> torch.Tensor:
+        if self.code_edges is None:
+            raise ValueError("this generator reads no class from its noise (built with code_from_noise=False)")
+        return self.code_edges
 
     def _one_hot(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """One-hot labels to append to the noise, None for an unconditional model."""

@@ -155,8 +155,8 @@ def noise_floor(evaluator: Evaluator, datamodule: MNISTDataModule, num: int = 10
 
 
 def _noise_floor(evaluator: Evaluator, real: MNISTDataModule, num: int, seed: int) -> dict[str, Any]:
-    test, test_labels = pick_real(real.test_set, num, seed)
-    train, _ = pick_real(real.train_set, num, seed)
+    test, test_labels = pick_real(real.split("test"), num, seed)
+    train, _ = pick_real(real.split("train"), num, seed)
     return sample_quality(evaluator, test, real=train, labels=test_labels)
 
 
@@ -183,7 +183,7 @@ def score_over_seeds(evaluator: Evaluator, datamodule: MNISTDataModule, seeds: S
         rows["real test vs train"].append(_noise_floor(evaluator, real, num, seed))
         if draw is not None:
             images, labels = draw(num, seed)
-            test, _ = pick_real(real.test_set, num, seed)
+            test, _ = pick_real(real.split("test"), num, seed)
             rows.setdefault(name, []).append(sample_quality(evaluator, images, real=test, labels=labels))
     return {row: summarise(results) for row, results in rows.items()}
 

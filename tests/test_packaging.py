@@ -19,7 +19,7 @@ from mnist_pl import registry
 ROOT = Path(__file__).resolve().parent.parent
 # what a wheel is built from; build outputs and run folders of the working copy stay behind
 LEFT_OUT = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "runs", "data",
-                                  ".venv", ".pytest_cache", "lightning_logs")
+                                  ".venv", ".pytest_cache", ".mypy_cache", "lightning_logs")
 
 
 def test_top_level_configs_are_the_package_configs():

@@ -61,7 +61,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     datamodule = datamodule_for(checkpoint, dataset=args.dataset, data_dir=args.data_dir,
                                 download=False if args.no_download else None)
     result = evaluate(model, datamodule)
-    files = write_evaluation(result, datamodule.test_set.images, out_dir, args.num_mistakes,
+    files = write_evaluation(result, datamodule.split("test").images, out_dir, args.num_mistakes,
                              f"{datamodule.dataset} test set")
     print(f"Checkpoint: {args.checkpoint}\nData:       {datamodule.dataset} test split in {datamodule.data_dir}\n")
     print(result.report())

@@ -46,7 +46,7 @@ def _show(args: argparse.Namespace) -> int:
         output_file(args.out, "--out")
     dm = MNISTDataModule(dataset=args.dataset, data_dir=args.data_dir, download=False if args.no_download else None)
     dm.setup()
-    data = {"train": dm.train_set, "val": dm.val_set, "test": dm.test_set}[args.split]
+    data = dm.split(args.split)
     count = len(data)
     if args.index is not None:
         if not 0 <= args.index < count:
