@@ -127,9 +127,9 @@ def test_onnx_metadata_and_the_command(checkpoints, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_readme_onnxruntime_example_runs_without_torch(checkpoints, idx_dir, tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    snippet = re.search(r"<!-- snippet: onnxruntime.*?-->\s*```python\n(.*?)```", readme, re.S).group(1)
+def test_docs_onnxruntime_example_runs_without_torch(checkpoints, idx_dir, tmp_path):
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    snippet = re.search(r"<!-- snippet: onnxruntime.*?-->\s*```python\n(.*?)```", page, re.S).group(1)
     assert "import torch" not in snippet
     work = tmp_path / "project"
     work.mkdir()

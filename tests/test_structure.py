@@ -93,3 +93,10 @@ def test_train_holds_a_model_to_its_data_normalisation(idx_dir, tmp_path):
     with pytest.raises(UserError, match="GAN trains on data normalised as 'symmetric', not 'standard'.*data.normalize: symmetric"):
         train("gan", config)
     assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_the_readme_layout_names_every_module():
+    layout = (PACKAGE.parent / "README.md").read_text().split("## Layout", 1)[1]
+    modules = [path for path in PACKAGE.glob("*.py")] + [PACKAGE / "commands", PACKAGE / "exercises", PACKAGE / "configs"]
+    missing = [path.name for path in modules if path.name not in layout]
+    assert not missing, f"modules the README's Layout section does not name: {missing}"
