@@ -29,12 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def mnist_pl(*args: str, cwd: Path) -> tuple[float, str]:
     """Run `python -m mnist_pl ARGS` in `cwd`; its wall time and output."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mnist_pl", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_pl", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = []
+    for line in proc.stdout:  # each trial's line as it ends, for a long run
+        lines.append(line)
+        if line.startswith(("trial ", "[worker")):
+            print(f"  {time.perf_counter() - started:6.0f} s  {line.rstrip()}", flush=True)
     seconds = time.perf_counter() - started
-    if proc.returncode:
-        raise SystemExit(f"mnist_pl {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return seconds, proc.stdout
+    if proc.wait():
+        raise SystemExit(f"mnist_pl {' '.join(args)} failed (exit status {proc.returncode})")
+    return seconds, "".join(lines)
 
 
 def load() -> str:

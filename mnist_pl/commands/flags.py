@@ -43,6 +43,62 @@ def with_config_default(help: str, key: str) -> str:
     return f"{help} (config: {shown})"
 
 
+# The flags that set one config key each (--set sets any key, and wins over them), declared once
+# for the commands that take them (train, sweep): flag -> (config key, type or "switch", help)
+CONFIG_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--dataset": ("data.dataset", str, "mnist, fashion-mnist or kmnist (data.dataset)"),
+    "--data-dir": ("data.data_dir", str, "folder with the four IDX files, or where to download (data.data_dir)"),
+    "--batch-size": ("data.batch_size", int, "training batch size (data.batch_size)"),
+    "--lr": ("model.lr", float, "learning rate (model.lr)"),
+    "--max-epochs": ("trainer.max_epochs", int, "epochs to train (trainer.max_epochs)"),
+    "--accelerator": ("trainer.accelerator", str, "cpu, gpu or auto (trainer.accelerator)"),
+    "--devices": ("trainer.devices", str, "number of devices, or a list such as 0,1 (trainer.devices)"),
+    "--precision": ("trainer.precision", str, "32-true, bf16-mixed, 16-mixed ... (trainer.precision)"),
+    "--seed": ("seed", int, "seed for weights, shuffling and augmentation"),
+    "--logdir": ("logdir", str, "where run directories are made"),
+    "--strategy": ("trainer.strategy", str, "auto, ddp, ddp_spawn ... (trainer.strategy; default: auto)"),
+    "--num-nodes": ("trainer.num_nodes", int, "machines to train on with DDP (trainer.num_nodes; default: 1)"),
+    "--deterministic": ("trainer.deterministic", "switch",
+                        "deterministic algorithms: with --seed, the same run gives the same weights"),
+    "--compile": ("compile", "switch",
+                  "torch.compile the networks: slow start, faster steps; on a GPU the networks run as CUDA graphs"),
+    "--profile": ("profile", "switch",
+                  "time each part of training with Lightning's simple profiler (fit-profile.txt)"),
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, flags: list[str], helps: dict[str, str] | None = None) -> None:
+    """Add `flags` of CONFIG_FLAGS (`helps` may say one in the command's own words), each help
+    ending in what the shipped configs set its key to."""
+    for flag in flags:
+        key, kind, text = CONFIG_FLAGS[flag]
+        text = with_config_default((helps or {}).get(flag, text), key)
+        if kind == "switch":
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(flag, type=kind, help=text)
+
+
+def config_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The config keys set by the CONFIG_FLAGS a command took, and the flag that set each (for
+    messages), then those of --set, which win."""
+    from ..config import parse_set
+
+    overrides: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for flag, (key, _, _) in CONFIG_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            overrides[key], origins[key] = value, flag
+    if "trainer.devices" in overrides:  # "2" -> 2; "0,1" stays a device list for Lightning
+        devices = overrides["trainer.devices"]
+        overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
+    from_set = parse_set(getattr(args, "set", None) or [])
+    overrides.update(from_set)
+    origins.update({key: "--set" for key in from_set})
+    return overrides, origins
+
+
 def add_command(sub: Subcommands, name: str, handler: Handler, help: str, description: str | None = None
                 ) -> argparse.ArgumentParser:
     """A subcommand `name` whose arguments go to `handler`; its --help shows each flag's default."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from .flags import Subcommands, add_command, add_model_flags, with_config_default
-from .train import FLAG_KEYS
+from .flags import Subcommands, add_command, add_config_flags, add_model_flags, config_overrides
 
 # the train flags a sweep takes (the others, such as --lr, are what a space searches)
-SWEEP_FLAGS = ("dataset", "data_dir", "max_epochs", "accelerator", "devices", "precision", "seed", "logdir")
+SWEEP_FLAGS = ["--dataset", "--data-dir", "--max-epochs", "--accelerator", "--devices", "--precision", "--seed",
+               "--logdir"]
 
 
 def at_least_one(text: str) -> int:
@@ -55,21 +54,14 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--mode", choices=("max", "min"),
                    help="whether a higher or a lower --metric is better (default: the model's rule for its "
                         "own metric; min for losses and distances, else max)")
-    p.add_argument("--dataset", help="mnist, fashion-mnist or kmnist (data.dataset)")
-    p.add_argument("--data-dir", help="folder with the four IDX files, or where to download (data.data_dir)")
-    p.add_argument("--max-epochs", type=int, help="epochs of each trial (trainer.max_epochs)")
-    p.add_argument("--accelerator", help="cpu, gpu or auto (trainer.accelerator)")
-    p.add_argument("--devices", help="devices of each trial (trainer.devices)")
-    p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
-    p.add_argument("--seed", type=int, help="seed of every trial's weights, shuffling and augmentation")
-    p.add_argument("--logdir", help="the sweep's folder is LOGDIR/sweeps/STUDY")
-    for action in p._actions:
-        if action.dest in SWEEP_FLAGS:
-            action.help = with_config_default(action.help or "", FLAG_KEYS[action.dest])
+    add_config_flags(p, SWEEP_FLAGS, helps={
+        "--max-epochs": "epochs of each trial (trainer.max_epochs)", "--devices": "devices of each trial (trainer.devices)",
+        "--seed": "seed of every trial's weights, shuffling and augmentation",
+        "--logdir": "the sweep's folder is LOGDIR/sweeps/STUDY"})
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..config import load_config, parse_set
+    from ..config import load_config
     from ..environment import keep_freed_memory
     from ..errors import UserError
     from ..registry import model_class
@@ -78,16 +70,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..sweep_report import report_sweep
 
     keep_freed_memory()
-    overrides: dict[str, Any] = {FLAG_KEYS[flag]: getattr(args, flag) for flag in SWEEP_FLAGS
-                                 if getattr(args, flag) is not None}
-    if "trainer.devices" in overrides:
-        devices = overrides["trainer.devices"]
-        overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
-    origins = {key: "--" + flag.replace("_", "-") for flag, key in FLAG_KEYS.items() if key in overrides}
-    overrides["trainer.enable_model_summary"] = False  # one summary table a trial tells nothing new
-    from_set = parse_set(args.set)
-    overrides.update(from_set)
-    origins.update({key: "--set" for key in from_set})
+    overrides, origins = config_overrides(args)
+    overrides.setdefault("trainer.enable_model_summary", False)  # a summary table a trial tells nothing new
     config = load_config(args.model, args.config, overrides, origins)
     if args.space is None and args.model not in shipped_space_names():
         raise UserError(f"--model {args.model} has no shipped search space; give --space FILE, a YAML file of "

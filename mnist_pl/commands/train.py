@@ -7,74 +7,39 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import RESULTS_FILE
-from .flags import Subcommands, add_command, add_model_flags, with_config_default
-
-# train's flags and the config key each sets (--set sets any key; it wins over these)
-FLAG_KEYS = {"dataset": "data.dataset", "data_dir": "data.data_dir", "batch_size": "data.batch_size",
-             "lr": "model.lr", "max_epochs": "trainer.max_epochs", "accelerator": "trainer.accelerator",
-             "devices": "trainer.devices", "precision": "trainer.precision", "seed": "seed",
-             "logdir": "logdir", "compile": "compile", "profile": "profile",
-             "strategy": "trainer.strategy", "num_nodes": "trainer.num_nodes",
-             "deterministic": "trainer.deterministic"}
-
+from .flags import Subcommands, add_command, add_config_flags, add_model_flags, config_overrides
 
 def add_commands(sub: Subcommands) -> None:
     p = add_command(sub, "train", _train, help="train a model, test it and save checkpoints and a TensorBoard run",
                     description="Train dense, cnn, gan or a model of your own (--model module:Class) on MNIST-style data. Settings come from the code's "
                                 "defaults, then --config, then the flags below, then --set.")
     add_model_flags(p, what="which model to train")
-    p.add_argument("--dataset", help="mnist, fashion-mnist or kmnist (data.dataset)")
-    p.add_argument("--data-dir", help="folder with the four IDX files, or where to download (data.data_dir)")
-    p.add_argument("--batch-size", type=int, help="training batch size (data.batch_size)")
-    p.add_argument("--lr", type=float, help="learning rate (model.lr)")
-    p.add_argument("--max-epochs", type=int, help="epochs to train (trainer.max_epochs)")
-    p.add_argument("--accelerator", help="cpu, gpu or auto (trainer.accelerator)")
-    p.add_argument("--devices", help="number of devices, or a list such as 0,1 (trainer.devices)")
-    p.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed ... (trainer.precision)")
-    p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation")
-    p.add_argument("--logdir", help="where run directories are made")
-    p.add_argument("--strategy", help="auto, ddp, ddp_spawn ... (trainer.strategy; default: auto)")
-    p.add_argument("--num-nodes", type=int, help="machines to train on with DDP (trainer.num_nodes; default: 1)")
-    p.add_argument("--deterministic", action="store_true", default=None,
-                   help="deterministic algorithms: with --seed, the same run gives the same weights")
+    add_config_flags(p, ["--dataset", "--data-dir", "--batch-size", "--lr", "--max-epochs", "--accelerator",
+                         "--devices", "--precision", "--seed", "--logdir", "--strategy", "--num-nodes",
+                         "--deterministic"])
     p.add_argument("--resume", metavar="PATH|last|auto",
                    help="continue a run from a checkpoint; 'last' is the newest run's last.ckpt "
                         "under --logdir (its run's config.yaml is then the default --config); "
                         "'auto' continues this command's own run if it has one, else starts it, "
                         "and does nothing for a finished run: the same command, restarted by a "
                         "scheduler any number of times, ends as one uninterrupted run (docs/long-runs.md)")
-    p.add_argument("--compile", action="store_true", default=None,
-                   help="torch.compile the networks: slow start, faster steps; on a GPU the networks run as CUDA graphs")
-    p.add_argument("--profile", action="store_true", default=None,
-                   help="time each part of training with Lightning's simple profiler (fit-profile.txt)")
+    add_config_flags(p, ["--compile", "--profile"])
     p.add_argument("--fast-dev-run", action="store_true",
                    help="run one batch of each stage to check that everything works; saves nothing")
-    for action in p._actions:  # each flag's help ends with what the shipped configs set it to
-        if action.dest in FLAG_KEYS:
-            action.help = with_config_default(action.help or "", FLAG_KEYS[action.dest])
 
 
 def _train(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
     from ..runs import CONFIG_FILE, is_run_of, run_dir_of
-    from ..config import load_config, parse_set
+    from ..config import load_config
     from ..environment import keep_freed_memory
     from ..training import train
 
     keep_freed_memory()  # before the data and the networks take their memory
-    overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
-                                 if getattr(args, flag) is not None}
-    if args.fast_dev_run:
-        overrides["trainer.fast_dev_run"] = True
-    if "trainer.devices" in overrides:  # "2" -> 2; "0,1" stays a device list for Lightning
-        devices = overrides["trainer.devices"]
-        overrides["trainer.devices"] = int(devices) if devices.isdigit() else devices
-    origins = {key: "--" + flag.replace("_", "-") for flag, key in FLAG_KEYS.items() if key in overrides}
-    origins["trainer.fast_dev_run"] = "--fast-dev-run"
-    from_set = parse_set(args.set)
-    overrides.update(from_set)
-    origins.update({key: "--set" for key in from_set})
+    overrides, origins = config_overrides(args)
+    if args.fast_dev_run and "trainer.fast_dev_run" not in overrides:
+        overrides["trainer.fast_dev_run"], origins["trainer.fast_dev_run"] = True, "--fast-dev-run"
     config_path = args.config
     resume: str | Path | None = None
     if args.resume == "auto":
