@@ -42,7 +42,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from .callbacks import BestValidation
-from .errors import UserError
+from .errors import TrainingStopped, UserError
 from .registry import model_class
 from .runs import last_checkpoints
 from .space import Dimension, Space, set_config_value
@@ -431,6 +431,12 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings, worker: dict[str, An
         # Ctrl-C (Lightning turns it into SystemExit): the next run continues this trial
         trial.set_user_attr("interrupted", "stopped by Ctrl-C")
         raise KeyboardInterrupt from err
+    except TrainingStopped as stop:  # a scheduler's signal: last.ckpt holds the step reached
+        name = signal.Signals(stop.signal_number).name
+        trial.set_user_attr("interrupted", f"stopped by {name}")
+        raise TrainingStopped(f"stopped by {name} in trial {trial.number}, its last.ckpt saved; run the same "
+                              "sweep command to continue the sweep and this trial.", stop.signal_number,
+                              stop.report) from None
     except MetricNotLogged:
         raise
     except Exception as err:
@@ -550,6 +556,9 @@ def worker_main(settings_json: str, name: str) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as stop:
+        print(f"[{name}] {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         return 130
     return 0
