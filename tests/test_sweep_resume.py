@@ -34,10 +34,7 @@ L.Trainer.save_checkpoint = save_then_die
 from mnist_pl.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-# in the second epoch of the first trial (9 steps an epoch), at a checkpoint every 5 steps; the
-# steps are logged every 2 (odd ones): the one before the checkpoint is not, as in
-# test_resume.py (a step's loss is logged after the checkpoint of that step is written)
-KILL_AT_STEP = 15
+KILL_AT_STEP = 12  # in the second epoch of the first trial (9 steps an epoch), at a checkpoint every 4
 
 
 def run(code: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -52,7 +49,7 @@ def test_a_killed_sweep_continues_its_interrupted_trial_from_its_checkpoint(idx_
     space.write_text("model.lr: {low: 0.001, high: 0.01, log: true}\n")
     args = ["sweep", "--model", "dense", "--space", str(space), "--trials", "3", "--max-epochs", "3",
             "--pruner", "none", "--data-dir", str(idx_dir), "--logdir", "runs", "--set", "model.hidden_sizes=[16]",
-            "--set", "checkpoint_every_n_steps=5", "--set", "trainer.log_every_n_steps=2",
+            "--set", "checkpoint_every_n_steps=4", "--set", "trainer.log_every_n_steps=1",
             "--set", "data.batch_size=32"]
     killed = run(["-c", KILLED_SWEEP], args, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -84,5 +81,5 @@ def test_a_killed_sweep_continues_its_interrupted_trial_from_its_checkpoint(idx_
     events = EventAccumulator(str(study_dir / "trial_0000" / "dense" / "version_0"), size_guidance={"scalars": 0})
     events.Reload()
     steps = [event.step for event in events.Scalars("train/loss_step")]
-    assert steps == list(range(1, results["global_step"], 2)), steps
+    assert steps == list(range(results["global_step"])), steps
     assert results["global_step"] == 27  # 3 epochs of 9 steps
