@@ -202,11 +202,14 @@ def main() -> int:
     restart = [*command, "--logdir", str(workdir / "soak"), "--resume", "auto"]
     run_dir = workdir / "soak" / args.model / "version_0"
     draw = random.Random(args.seed)
+    # every kind of moment in turn, in a seeded order: each comes up whatever the seed
+    order = [KINDS[i % len(KINDS)] for i in range(args.kills - 1)]
+    draw.shuffle(order)
     kinds: dict[str, int] = {}
     for kill in range(1, args.kills + 1):
         resumed_from = checkpoint_step(run_dir / "checkpoints" / "last.ckpt")
         # the last kill lets training end and falls in the final test
-        kind = "test" if resumed_from >= total or kill == args.kills else draw.choice(KINDS)
+        kind = "test" if resumed_from >= total or kill == args.kills else order[kill - 1]
         # spread over what is left, so that the kills fall all along the run
         reach = max(1, 2 * (total - resumed_from) // (args.kills - kill + 1))
         at = 0 if kind == "test" else min(total, resumed_from + draw.randint(1, reach))
