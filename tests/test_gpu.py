@@ -145,7 +145,8 @@ class NoSyncInSteps(L.Callback):
     once a run. The mode is set back after every checked step, and when a step raises (Lightning
     then calls on_exception, not on_train_batch_end). It moves itself to the front of the
     callbacks, so that its on_train_batch_end runs before the progress bar reads the running
-    losses (as it may when it redraws) and before a checkpoint.
+    losses (as it may when it redraws), and the check starts in a helper at their end, after
+    last.ckpt, which is written before a step begins.
 
     `set_mode` is torch.cuda.set_sync_debug_mode unless given (a test of this class on a CPU
     records the calls instead).
@@ -159,8 +160,9 @@ class NoSyncInSteps(L.Callback):
     def setup(self, trainer, pl_module, stage):
         trainer.callbacks.remove(self)
         trainer.callbacks.insert(0, self)
+        trainer.callbacks.append(_StartChecking(self))
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+    def start(self, trainer) -> None:
         if trainer.global_step >= trainer.log_every_n_steps:
             self.set_mode("error")
             self._checking = True
@@ -179,6 +181,16 @@ class NoSyncInSteps(L.Callback):
 
     def teardown(self, trainer, pl_module, stage):
         self._stop()
+
+
+class _StartChecking(L.Callback):
+    """NoSyncInSteps's start of a step, called after every other callback's."""
+
+    def __init__(self, check: NoSyncInSteps):
+        self.check = check
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.check.start(trainer)
 
 
 def test_the_sync_check_starts_after_the_first_logging_step_and_always_ends(idx_dir):
@@ -200,7 +212,7 @@ def test_the_sync_check_starts_after_the_first_logging_step_and_always_ends(idx_
         trainer.fit(model, datamodule=MNISTDataModule(data_dir=str(idx_dir), batch_size=32))
     assert modes == [(5, "error"), (6, "default"), (6, "error"), (7, "default"), (7, "error"), (8, "default"),
                      (8, "error"), (8, "default")]
-    assert check.checked == 3 and trainer.callbacks[0] is check
+    assert check.checked == 3 and trainer.callbacks[0] is check and isinstance(trainer.callbacks[-1], _StartChecking)
 
 
 def test_deterministic_flags_are_put_back():
