@@ -314,9 +314,9 @@ class IndexBatches(BatchSampler):
     same order on any device) and copied to `device` once at the epoch's start, from pinned memory
     without waiting; for a SequentialSampler (evaluation) the indices are made there. A step then
     only slices a tensor already on the device: no upload from a Python list, nothing that waits
-    for a GPU. This holds for any sampler, such as the DistributedSampler that Lightning puts in
-    under DDP (it makes a new IndexBatches around it, with the same batch size and device), and
-    the batches are those of BatchSampler over the same sampler.
+    for a GPU. This holds for any sampler, such as a training shard under DDP (EpochShard, or a
+    DistributedSampler that Lightning puts in: it makes a new IndexBatches around it, with the
+    same batch size and device), and the batches are those of BatchSampler over the same sampler.
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
@@ -366,8 +366,22 @@ class ResumableLoader(DataLoader):
     """
 
     def __init__(self, *args: Any, batches_done: Callable[[], int] = lambda: 0, **kwargs: Any):
+        batches = kwargs.get("batch_sampler")
+        shard = batches.sampler if isinstance(batches, IndexBatches) else None
+        self._shard = shard if isinstance(shard, DistributedSampler) else None
         super().__init__(*args, **kwargs)
         self.batches_done = batches_done
+
+    @property  # type: ignore[override]
+    def sampler(self) -> Any:
+        """The loader's sampler as Lightning reads it: under DDP the process's EpochShard, which
+        the index batches draw from, so that Lightning sees the share in place and puts in no
+        DistributedSampler of its own."""
+        return self._shard if self._shard is not None else self._sampler
+
+    @sampler.setter
+    def sampler(self, sampler: Any) -> None:
+        self._sampler = sampler
 
     @property
     def shuffle(self) -> EpochShuffle | EpochShard | None:
@@ -506,11 +520,12 @@ class MNISTDataModule(L.LightningDataModule):
         sampler = SequentialSampler(data) if sampler is None else sampler
         # worker processes cannot share CUDA tensors, and data on the GPU needs none
         workers = 0 if data.labels.is_cuda else self.num_workers
-        # batches as index tensors where the data is (see IndexBatches). Worker processes get lists
+        # batches as index tensors where the data is (see IndexBatches); a training shard under DDP
+        # too, which ResumableLoader shows Lightning as its sampler. Worker processes get lists
         # (a tensor sent to one travels through shared memory, a slower way for 256 ints), and so
         # does an evaluation shard under DDP, which Lightning must see as the loader's sampler to
         # leave it in place (__getitems__ sends those lists to a GPU without waiting)
-        tensors = workers == 0 and isinstance(sampler, (EpochShuffle, SequentialSampler))
+        tensors = workers == 0 and isinstance(sampler, (EpochShuffle, EpochShard, SequentialSampler))
         batches = ({"batch_sampler": IndexBatches(sampler, self.batch_size, drop_last, data.labels.device)}
                    if tensors else {"sampler": sampler, "batch_size": self.batch_size, "drop_last": drop_last})
         # a generator of its own: otherwise each new iterator draws its worker seed from the global

@@ -251,6 +251,30 @@ def test_lightning_puts_its_ddp_sampler_into_the_index_batches(idx_dir):
     assert sum(len(labels) for _, labels in remade) == 128  # 144 images on this process, 2 full batches
 
 
+def test_ddp_training_batches_are_index_tensors_of_the_process_shard(idx_dir, monkeypatch):
+    # process 1 of 2 under DDP (torch.distributed's answers faked): the loader's batches are index
+    # tensors cut from its EpochShard, the batches BatchSampler would cut as lists, and Lightning
+    # sees the shard as the loader's sampler (a DistributedSampler: it puts in none of its own)
+    from torch.utils.data import BatchSampler, DistributedSampler
+
+    from mnist_pl.data import EpochShard, IndexBatches
+
+    for name, answer in (("is_available", True), ("is_initialized", True), ("get_world_size", 2), ("get_rank", 1)):
+        monkeypatch.setattr(torch.distributed, name, lambda *args, answer=answer, **kwargs: answer)
+    dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=40)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    shard = loader.sampler
+    assert isinstance(shard, EpochShard) and isinstance(shard, DistributedSampler) and shard.rank == 1
+    assert isinstance(loader.batch_sampler, IndexBatches) and loader.batch_sampler.sampler is shard
+    shard.set_epoch(2)
+    full = list(BatchSampler(shard, 40, drop_last=False))
+    assert [b.tolist() for b in loader.batch_sampler] == full and len(full) == 4  # 144 of the 288 images
+    assert [labels.tolist() for _, labels in loader] == [dm.train_set.labels[b].tolist() for b in full]
+    loader.load_state_dict({"seed": shard.seed, "epoch": 2, "batches_done": 1})  # resumed mid-epoch
+    assert [b.tolist() for b in loader.batch_sampler] == full[1:]
+
+
 def test_compiled_training_can_leave_out_the_last_smaller_batch(idx_dir):
     dm = MNISTDataModule(data_dir=str(idx_dir), batch_size=50)
     dm.setup("fit")
