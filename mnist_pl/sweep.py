@@ -207,9 +207,10 @@ def load_study(settings: SweepSettings, storage: RDBStorage | None = None) -> op
         sampler=_sampler(settings.trials),
         pruner=_pruner(settings.pruner, settings.trials, settings.config["trainer"]["max_epochs"]))
     saved, mine = study.user_attrs.get("sweep"), json.loads(json.dumps(settings.fingerprint()))
-    if saved is None:
+    finished = any(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    if saved != mine and not finished:  # a new study, or one whose sweep never finished a trial
         study.set_user_attr("sweep", mine)
-    elif saved != mine and any(t.state.is_finished() for t in study.get_trials(deepcopy=False)):
+    elif saved != mine:
         raise UserError(f"study {settings.study!r} in {_where_study(settings)} was made by another sweep "
                         f"({_difference(saved, mine)}); run the same command as before to continue it, "
                         "or give this sweep its own --study NAME.")
