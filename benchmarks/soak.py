@@ -6,7 +6,7 @@ time restarted with the same command, must end bit-identical to the same run nev
 
 The moments fall inside a training step (between backward and the optimiser step), inside a
 checkpoint write (half the file written), inside validation, right after a checkpoint was
-written, and (the last) inside the final test; each is drawn after the step the restarted run resumes
+written, and (the last, but for the GAN) inside the final test; each is drawn after the step the restarted run resumes
 from (so that every restart reaches its kill) and within twice an even share of the steps left
 (so that the kills fall all along the run). At the end: the final model, moving average,
 optimisers, schedules and every process's random state torch.equal to the uninterrupted run's,
@@ -208,8 +208,11 @@ def main() -> int:
     kinds: dict[str, int] = {}
     for kill in range(1, args.kills + 1):
         resumed_from = checkpoint_step(run_dir / "checkpoints" / "last.ckpt")
-        # the last kill lets training end and falls in the final test
-        kind = "test" if resumed_from >= total or kill == args.kills else order[kill - 1]
+        # the last kill lets training end and falls in the final test (the GAN has none)
+        if resumed_from >= total and args.model == "gan":
+            print(f"kill {kill:2}: none, the run trained to its end and the GAN has no test to kill in")
+            break
+        kind = "test" if resumed_from >= total or (kill == args.kills and args.model != "gan") else order[kill - 1]
         # spread over what is left, so that the kills fall all along the run
         reach = max(1, 2 * (total - resumed_from) // (args.kills - kill + 1))
         at = 0 if kind == "test" else min(total, resumed_from + draw.randint(1, reach))
@@ -248,7 +251,7 @@ def main() -> int:
     print(f"kills by moment: {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}")
     for what, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {what}")
-    print(f"soak: {'bit-identical' if all(checks.values()) else 'DIFFERENT'} after {args.kills} kills, "
+    print(f"soak: {'bit-identical' if all(checks.values()) else 'DIFFERENT'} after {sum(kinds.values())} kills, "
           f"{time.time() - started:.0f} s")
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
