@@ -203,7 +203,7 @@ def main() -> int:
     run_dir = workdir / "soak" / args.model / "version_0"
     draw = random.Random(args.seed)
     # every kind of moment in turn, in a seeded order: each comes up whatever the seed
-    order = [KINDS[i % len(KINDS)] for i in range(args.kills - 1)]
+    order = [KINDS[i % len(KINDS)] for i in range(args.kills)]
     draw.shuffle(order)
     kinds: dict[str, int] = {}
     for kill in range(1, args.kills + 1):
