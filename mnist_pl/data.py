@@ -372,7 +372,7 @@ class ResumableLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self.batches_done = batches_done
 
-    @property  # type: ignore[override]
+    @property
     def sampler(self) -> Any:
         """The loader's sampler as Lightning reads it: under DDP the process's EpochShard, which
         the index batches draw from, so that Lightning sees the share in place and puts in no

@@ -212,7 +212,7 @@ def load_study(settings: SweepSettings, storage: RDBStorage | None = None) -> op
         study.set_user_attr("sweep", mine)
     elif saved != mine:
         raise UserError(f"study {settings.study!r} in {_where_study(settings)} was made by another sweep "
-                        f"({_difference(saved, mine)}); run the same command as before to continue it, "
+                        f"({_difference(saved or {}, mine)}); run the same command as before to continue it, "
                         "or give this sweep its own --study NAME.")
     return study
 
