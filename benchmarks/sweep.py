@@ -15,6 +15,7 @@ Prints the figures (and the one-worker sweep's table), and writes them as JSON (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -71,11 +72,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--skip-two", action="store_true", help="one worker only")
+    parser.add_argument("--keep", type=Path, help="keep the runs, studies and pictures in this (new) folder")
     args = parser.parse_args()
     args.data_dir = args.data_dir.resolve()
     figures: dict = {"cpus": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            folder = args.keep.resolve()
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sweep-bench-")))
         before = load()
         wall, _ = mnist_pl("train", "--model", "cnn", "--max-epochs", str(args.max_epochs), "--data-dir",
                            str(args.data_dir), "--seed", str(args.seed), "--logdir", str(folder / "default"),
