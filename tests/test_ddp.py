@@ -17,7 +17,8 @@ from mnist_pl import MNISTDataModule
 from mnist_pl.checkpoints import load_classifier
 
 from conftest import ROOT, make_idx_folder, run_cli
-from test_resume import assert_same, assert_same_training, final_state, killed_and_resumed, train_through
+from test_resume import (CNN, GAN, assert_same, assert_same_training, final_state, killed_and_resumed, train_through,
+                         uninterrupted_and_resumed)
 
 pytestmark = pytest.mark.slow  # two training processes each
 
@@ -83,6 +84,18 @@ def test_ddp_resumes_exactly_mid_epoch_and_between_epochs(two_devices, resume_da
                              "dense", tmp_path / "crashed", kill_at=("4", "18e"))
     assert got["global_step"] == 27
     assert_same_training(two_devices, got)
+
+
+@pytest.mark.parametrize("args", [CNN, GAN], ids=["cnn", "gan"])
+def test_cnn_and_gan_resume_exactly_under_ddp(args, resume_data, tmp_path):
+    """The CNN (batch norm, augmentation, one cycle, moving average) and the GAN (two optimisers,
+    its moving average and sample grid) on two processes, killed mid-epoch and at an epoch's end
+    (9 steps an epoch), each time restarted with --resume auto: the uninterrupted run's state."""
+    model = args[args.index("--model") + 1]
+    ddp = [*args, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp"]
+    expected, got = uninterrupted_and_resumed(ddp, model, tmp_path, kill_at=("4", "18e"))
+    assert got["global_step"] == expected["global_step"] == 27
+    assert_same_training(expected, got)
 
 
 def free_port() -> int:
