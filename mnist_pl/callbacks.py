@@ -115,8 +115,11 @@ class LastCheckpoint(L.Callback):
             return path
         for logger in trainer.loggers:
             logger.save()
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state: resume continues from it
         self._saved_at = trainer.global_step
+        if isinstance(trainer.checkpoint_callback, ModelCheckpoint):
+            # where Lightning's own users look for it (and where ckpt_path="last" finds it)
+            trainer.checkpoint_callback.last_model_path = str(path)
         return path
 
     def save_before_batch(self, trainer: L.Trainer) -> Path | None:
