@@ -158,11 +158,12 @@ class StopOnSignal(L.Callback):
     its checkpoint (at once, whatever the checkpoint interval) before the next step and
     training stops, so a signal never lands inside an optimiser step or a checkpoint write.
     During validation the note waits for the next training step. Under DDP the processes agree
-    before every step whether any of them was signalled (one small all-reduce), so that all stop
-    at the same step, even
-    where only one process got the signal (docker stop, a Kubernetes pod). On SIGUSR1 inside a
-    SLURM job (SLURM_JOB_ID set), the first process asks SLURM to requeue the job after the
-    checkpoint, as Lightning's own auto-requeue would (which build_trainer turns off, so that
+    whether any of them was signalled, so that all stop at the same step, even where only one
+    process got the signal (docker stop, a Kubernetes pod): each step starts a small all-reduce
+    over a CPU (gloo) group without waiting for it, and the next step reads its result, so the
+    agreement never stalls a GPU and the processes stop one step after the signal. On SIGUSR1
+    inside a SLURM job (SLURM_JOB_ID set), the first process asks SLURM to requeue the job after
+    the checkpoint, as Lightning's own auto-requeue would (which build_trainer turns off, so that
     it neither writes a second checkpoint nor resumes from it over `--resume`).
     Outside training (setup, testing) the signals keep their usual handlers.
     """
@@ -173,6 +174,8 @@ class StopOnSignal(L.Callback):
         self.last = last
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._group: Any = None  # the CPU process group that agrees on signals (DDP only)
+        self._agreeing: tuple[torch.Tensor, Any] | None = None  # an all-reduce under way, its flag
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = signum
@@ -180,34 +183,50 @@ class StopOnSignal(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
             self._previous = {signum: signal.signal(signum, self._note) for signum in self.SIGNALS}
+        dist = torch.distributed
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            # every process makes the group (a collective call); gloo, so the flag stays on the CPU
+            self._group = dist.new_group(backend="gloo")
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
 
-    def _agreed_signal(self, trainer: L.Trainer) -> int:
-        """The signal any process got (its number; 0: none)."""
-        received = self.received or 0
-        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            flag = torch.tensor(received, device=trainer.strategy.root_device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            received = int(flag.item())
-        return received
+    def _agree(self, wait: bool) -> int:
+        """The signal any process got (its number; 0: none). With `wait=False` (before a step),
+        the answer agreed from the previous step's start, and an all-reduce of this process's
+        note starts for the next; with `wait=True`, the answer for now."""
+        if self._group is None:
+            return self.received or 0
+        agreed = 0
+        if self._agreeing is not None:
+            flag, work = self._agreeing
+            work.wait()
+            agreed = int(flag.item())
+            self._agreeing = None
+        flag = torch.tensor([self.received or 0])
+        work = torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group,
+                                            async_op=not wait)
+        if wait:
+            return max(agreed, int(flag.item()))
+        self._agreeing = flag, work
+        return agreed
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        signum = self._agreed_signal(trainer)
+        signum = self._agree(wait=False)
         if signum:
             self._stop(trainer, signum, self.last.save_before_batch(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        signum = self._agreed_signal(trainer)  # a signal during the last step or validation
+        signum = self._agree(wait=True)  # a signal during the last steps or validation
         self._restore_handlers()
         if signum:  # last.ckpt holds the end of training already (LastCheckpoint runs before)
             self._stop(trainer, signum, self.last.path(trainer))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handlers()
+        self._agreeing = None  # another process may be gone: nothing to wait for
 
     def _stop(self, trainer: L.Trainer, signum: int, checkpoint: Path | None) -> None:
         self._restore_handlers()

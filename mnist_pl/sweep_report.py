@@ -131,6 +131,7 @@ def draw_pictures(study: optuna.Study, settings: SweepSettings) -> dict[str, str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as plots
 
     skipped = {}
@@ -153,6 +154,7 @@ def draw_pictures(study: optuna.Study, settings: SweepSettings) -> dict[str, str
             axes = axes.flat[0] if hasattr(axes, "flat") else axes
             if name == "curves.png":
                 axes.set_xlabel("epoch")
+                axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
                 axes.set_ylabel(f"{settings.metric} (validation)")
             figure = axes.figure
             figure.set_size_inches(8, 5)

@@ -1,11 +1,12 @@
 """Training on two processes with Lightning's DDP (on the CPU, gloo): metrics count every test
-image exactly once, the GAN trains too, a killed run resumes exactly, and two torchrun "nodes"
-train what two devices of one machine do."""
+image exactly once, the GAN trains too, a signal to one process stops both, a killed or stopped
+run resumes exactly, and two torchrun "nodes" train what two devices of one machine do."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from mnist_pl import MNISTDataModule
 from mnist_pl.checkpoints import load_classifier
 
 from conftest import ROOT, make_idx_folder, run_cli
-from test_resume import (CNN, GAN, assert_same, assert_same_training, final_state, killed_and_resumed, train_through,
+from test_resume import (CNN, GAN, assert_same, assert_same_training, final_state, train_killed, train_through,
                          uninterrupted_and_resumed)
+from test_signals import train_signalled
 
 pytestmark = pytest.mark.slow  # two training processes each
 
@@ -78,10 +80,26 @@ def two_devices(resume_data, tmp_path_factory) -> dict:
     return json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
 
 
-def test_ddp_resumes_exactly_mid_epoch_and_between_epochs(two_devices, resume_data, tmp_path):
-    """Each process's random state, epoch sums and share of the data come back as its own."""
-    got = killed_and_resumed([*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp"],
-                             "dense", tmp_path / "crashed", kill_at=("4", "18e"))
+def test_ddp_stops_together_on_a_signal_and_resumes_exactly(two_devices, resume_data, tmp_path):
+    """SIGTERM to the first process only (as `docker stop` sends it), during step 10: both
+    processes agree on it, one step later (mid-epoch), and stop with last.ckpt; restarted with
+    the same --resume auto command, then SIGKILLed at an epoch's end and restarted again, the run
+    ends in the uninterrupted run's state: each process's random state, epoch sums and share of
+    the data come back as its own."""
+    logdir = tmp_path / "runs"
+    command = [*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp",
+               "--logdir", str(logdir), "--resume", "auto"]
+    proc = train_signalled(command, "SIGTERM", 10)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    last = logdir / "dense" / "version_0" / "checkpoints" / "last.ckpt"
+    said = [line for line in proc.stderr.splitlines() if line.startswith("stopped by")]
+    assert said == [f"stopped by SIGTERM: saved {last} at step 11; run the same command with --resume auto "
+                    "to continue."], proc.stderr[-3000:]
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 11
+    train_killed(command, "18e", tmp_path)
+    train_through(command)
+    got = json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
+    assert not (logdir / "dense" / "version_1").exists(), "every restart continued the one run"
     assert got["global_step"] == 27
     assert_same_training(two_devices, got)
 
