@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_error = explain_write_error(err) if isinstance(err, OSError) else None
         if write_error is None and not isinstance(err, user_error_types()):
             raise
-        print(f"error: {write_error or err}", file=sys.stderr)
+        if getattr(err, "report", True):  # (another process of the run said it)
+            print(f"error: {write_error or err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except SystemExit as exit_:
         if type(exit_).__name__ != "SIGTERMException":  # Lightning's, on SIGTERM outside training

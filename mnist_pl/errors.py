@@ -9,8 +9,14 @@ class UserError(Exception):
     """A problem with the user's input (data, config, flags, checkpoint) and how to fix it.
 
     The command-line interface prints the message alone, without a traceback, and exits with
-    status 2. Library users catch it like any other exception.
+    status 2. Library users catch it like any other exception. `report=False` marks the copy
+    raised on the other processes of a multi-process run, where the first process says it: the
+    command line exits with status 2 without saying it again.
     """
+
+    def __init__(self, *args: object, report: bool = True):
+        super().__init__(*args)
+        self.report = report
 
 
 class ArgumentError(UserError):

@@ -47,6 +47,29 @@ def check_accelerator(accelerator: str) -> None:
                         "Use --accelerator cpu or auto.")
 
 
+class AgreeingTrainer(L.Trainer):
+    """lightning.Trainer whose checkpoint writes end the same way on every process: where the
+    first process fails to write one (a full disk), all of them stop with its UserError, instead
+    of the others waiting for it at Lightning's barrier and then failing with a traceback."""
+
+    def save_checkpoint(self, filepath: str | Path, weights_only: bool | None = None,
+                        storage_options: Any | None = None) -> None:
+        failure: UserError | None = None
+        try:
+            super().save_checkpoint(filepath, weights_only, storage_options)
+        except UserError as err:  # (only the first process writes)
+            if self.world_size == 1:
+                raise
+            failure = err
+            self.strategy.barrier("Trainer.save_checkpoint")  # where the others wait for the write
+        if self.world_size > 1:
+            said = self.strategy.broadcast(str(failure) if failure is not None else None)
+            if failure is not None:
+                raise failure
+            if said is not None:
+                raise UserError(said, report=False)
+
+
 def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, checkpoint_every_n_steps: int = 0,
                   extra_callbacks: list[L.Callback] | None = None, **trainer_args: Any) -> L.Trainer:
     """A Trainer with mnist-pl's checkpoints and progress bar, logging to `logger` (a logger or a
@@ -57,7 +80,8 @@ def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, chec
     `last.ckpt` at the start of every epoch, at the end of training and, if
     `checkpoint_every_n_steps` is set, every that many training steps, so that a crash loses at
     most those steps. Every checkpoint is written to a temporary file first and renamed into
-    place. `trainer_args` go to lightning.Trainer; `enable_checkpointing=False` and
+    place; a write that fails stops every process of the run (AgreeingTrainer).
+    `trainer_args` go to lightning.Trainer; `enable_checkpointing=False` and
     `enable_progress_bar=False` leave out those callbacks.
     """
     check_accelerator(str(trainer_args.get("accelerator", "auto")))
@@ -82,7 +106,8 @@ def build_trainer(model: MNISTModule, logger: Logger | list[Logger] | bool, chec
         # StopOnSignal saves last.ckpt and requeues; Lightning's auto-requeue would write a
         # checkpoint of its own and, in the requeued job, resume from it over --resume
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    return L.Trainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []), plugins=plugins, **trainer_args)
+    return AgreeingTrainer(logger=logger, callbacks=callbacks + list(extra_callbacks or []), plugins=plugins,
+                           **trainer_args)
 
 
 def train(model: str, config: dict[str, Any], resume: str | Path | None = None,

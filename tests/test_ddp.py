@@ -1,15 +1,19 @@
 """Training on two processes with Lightning's DDP (on the CPU, gloo): metrics count every test
-image exactly once, the GAN trains too, a signal to one process stops both, a killed or stopped
-run resumes exactly, and two torchrun "nodes" train what two devices of one machine do."""
+image exactly once, every model resumes exactly after a kill, a signal to one process stops both,
+as does a full disk, and two torchrun "nodes" train what two devices of one machine do."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,67 +29,77 @@ from test_signals import train_signalled
 pytestmark = pytest.mark.slow  # two training processes each
 
 
-@pytest.fixture(scope="module")
-def odd_idx_dir(tmp_path_factory):
-    # 63 test images do not split evenly over two processes: padding would show
-    return make_idx_folder(tmp_path_factory.mktemp("odd"), n_train=321, n_test=63)
-
-
-def ddp_train(data_dir, logdir, model, *extra):
-    proc = run_cli("train.py", "--model", model, "--data-dir", str(data_dir), "--logdir", str(logdir),
-                   "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-epochs", "2", *extra)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("Run directory:") == 1, "only the first process reports"
-    return json.loads((logdir / model / "version_0" / "results.json").read_text())
-
-
-def test_cnn_under_ddp_counts_each_test_image_once(odd_idx_dir, tmp_path):
-    results = ddp_train(odd_idx_dir, tmp_path, "cnn", "--set", "model.channels=[4, 8]", "--set", "model.hidden_size=16")
-    # the same checkpoint, evaluated in this one process over the whole test set
-    model, _ = load_classifier(results["best_checkpoint"])
-    dm = MNISTDataModule(data_dir=str(odd_idx_dir))
-    dm.setup()
-    with torch.no_grad():
-        predicted = model(dm.test_set.__getitems__(range(63))[0]).argmax(1)
-    correct = int((predicted == dm.test_set.labels).sum())
-    assert results["test"]["test/acc"] == pytest.approx(correct / 63, abs=1e-6)
-    assert not list(tmp_path.glob("cnn/version_1")), "one run directory for both processes"
-
-
-def test_gan_under_ddp(odd_idx_dir, tmp_path):
-    results = ddp_train(odd_idx_dir, tmp_path, "gan", "--set", "model.arch=fc", "--set", "model.generator_hidden=[16]",
-                        "--set", "model.discriminator_hidden=[16]", "--batch-size", "32")
-    # 289 training images, 145 per process, 32 a batch: 5 steps an epoch, one per batch
-    assert results["global_step"] == 10 and results["epochs"] == 2
-    assert (tmp_path / "gan" / "version_0" / "samples.png").is_file()
-
-
-# 600 images: 540 to train, 270 a process, 9 batches of 32 an epoch; 3 epochs
+# 600 images: 540 to train, 270 a process, 9 batches of 32 an epoch; 3 epochs. 63 test images do
+# not split evenly over two processes: padding would show in the test metrics
 DDP_DENSE = ["--model", "dense", "--max-epochs", "3", "--batch-size", "32", "--accelerator", "cpu", "--seed", "2",
              "--set", "model.hidden_sizes=[64]", "--set", "model.augment=true", "--set", "checkpoint_every_n_steps=4",
              "--set", "trainer.log_every_n_steps=5"]
 
 
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_a_process(monkeypatch):
+    """Every training process of these tests on one thread, as torchrun and the test workers run
+    them: the thread count changes the last bits of a CPU run."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="module")
 def resume_data(tmp_path_factory):
-    return make_idx_folder(tmp_path_factory.mktemp("ddp_resume"), n_train=600, n_test=64)
+    return make_idx_folder(tmp_path_factory.mktemp("ddp_resume"), n_train=600, n_test=63)
 
 
 @pytest.fixture(scope="module")
 def two_devices(resume_data, tmp_path_factory) -> dict:
-    """The uninterrupted run on two processes of one machine (--devices 2)."""
+    """The uninterrupted run on two processes of one machine (--devices 2), one thread each."""
     logdir = tmp_path_factory.mktemp("two_devices")
-    train_through([*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp",
-                   "--logdir", str(logdir)])
+    proc = run_cli("train.py", *DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp",
+                   "--logdir", str(logdir), env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
 
 
-def test_ddp_stops_together_on_a_signal_and_resumes_exactly(two_devices, resume_data, tmp_path):
+DISK_FULL = """
+import errno, os, runpy, sys
+import torch
+
+# FULL_AT=STEP: this process's checkpoint write at step STEP fails as on a full disk
+save, step = torch.save, int(os.environ["FULL_AT"])
+
+def full_disk(obj, file, *args, **kwargs):
+    if isinstance(obj, dict) and obj.get("global_step") == step:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return save(obj, file, *args, **kwargs)
+
+torch.save = full_disk
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def processes_naming(path: Path, wait: float = 5.0) -> list[str]:
+    """The command lines of running processes that name `path`, once those ending have ended."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                words = cmdline.read_bytes().split(b"\0")
+                if any(str(path).encode() in word for word in words):
+                    found.append(b" ".join(words).decode(errors="replace"))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_ddp_stops_together_on_a_signal_and_a_full_disk_and_resumes_exactly(two_devices, resume_data, tmp_path):
     """SIGTERM to the first process only (as `docker stop` sends it), during step 10: both
     processes agree on it, one step later (mid-epoch), and stop with last.ckpt; restarted with
-    the same --resume auto command, then SIGKILLed at an epoch's end and restarted again, the run
-    ends in the uninterrupted run's state: each process's random state, epoch sums and share of
-    the data come back as its own."""
+    the same --resume auto command, then SIGKILLed at an epoch's end, then stopped by a full disk,
+    each time restarted, the run ends in the uninterrupted run's state: each process's random
+    state, epoch sums and share of the data come back as its own."""
     logdir = tmp_path / "runs"
     command = [*DDP_DENSE, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp",
                "--logdir", str(logdir), "--resume", "auto"]
@@ -97,6 +111,19 @@ def test_ddp_stops_together_on_a_signal_and_resumes_exactly(two_devices, resume_
                     "to continue."], proc.stderr[-3000:]
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 11
     train_killed(command, "18e", tmp_path)
+
+    # the disk fills up as the first process writes last.ckpt at step 24: both processes stop,
+    # with one line, no traceback and none left running, and step 20's last.ckpt is kept whole
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL, *command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "FULL_AT": "24"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: could not write checkpoint {last}: the disk is full (No space left on device); the previous "
+        "last.ckpt is kept whole. Free some space (or fix the folder), then run the same command with --resume "
+        "auto to continue from the last checkpoint."]
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 20
+    assert not processes_naming(logdir), "a process of the stopped run is left"
+
     train_through(command)
     got = json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
     assert not (logdir / "dense" / "version_1").exists(), "every restart continued the one run"
@@ -108,12 +135,24 @@ def test_ddp_stops_together_on_a_signal_and_resumes_exactly(two_devices, resume_
 def test_cnn_and_gan_resume_exactly_under_ddp(args, resume_data, tmp_path):
     """The CNN (batch norm, augmentation, one cycle, moving average) and the GAN (two optimisers,
     its moving average and sample grid) on two processes, killed mid-epoch and at an epoch's end
-    (9 steps an epoch), each time restarted with --resume auto: the uninterrupted run's state."""
+    (9 steps an epoch), each time restarted with --resume auto: the uninterrupted run's state,
+    in one run directory. The CNN's test metrics count each of the 63 test images once."""
     model = args[args.index("--model") + 1]
     ddp = [*args, "--data-dir", str(resume_data), "--devices", "2", "--strategy", "ddp"]
     expected, got = uninterrupted_and_resumed(ddp, model, tmp_path, kill_at=("4", "18e"))
     assert got["global_step"] == expected["global_step"] == 27
     assert_same_training(expected, got)
+    if model == "gan":
+        assert (Path(got["run_dir"]) / "samples.png").is_file()
+        return
+    # the best checkpoint, evaluated in this one process over the whole test set
+    classifier, _ = load_classifier(got["best_checkpoint"])
+    dm = MNISTDataModule(data_dir=str(resume_data))
+    dm.setup()
+    with torch.no_grad():
+        predicted = classifier(dm.test_set.__getitems__(range(63))[0]).argmax(1)
+    correct = int((predicted == dm.test_set.labels).sum())
+    assert got["test"]["test/acc"] == pytest.approx(correct / 63, abs=1e-6)
 
 
 def free_port() -> int:

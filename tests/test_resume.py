@@ -162,11 +162,11 @@ GAN = ["--model", "gan", "--max-epochs", "3", "--batch-size", "32", "--accelerat
 
 @pytest.mark.slow
 def test_dense_resumes_after_sigkill_exactly_as_if_never_stopped(resume_data, tmp_path, capsys):
-    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch (steps 4 and
-    28, 11 batches into the second epoch) and between epochs (step 34); the same command with
-    --resume auto, started four times, ends as one uninterrupted run, and a fifth trains nothing."""
+    """One-cycle schedule, Adam, dropout and augmentation: all restored mid-epoch (step 28, 11
+    batches into the second epoch) and between epochs (step 34); the same command with --resume
+    auto, started three times, ends as one uninterrupted run, and a fourth trains nothing."""
     args = [*DENSE, "--data-dir", str(resume_data)]
-    expected, got = uninterrupted_and_resumed(args, "dense", tmp_path, kill_at=("4", "28", f"{2 * STEPS_PER_EPOCH}e"))
+    expected, got = uninterrupted_and_resumed(args, "dense", tmp_path, kill_at=("28", f"{2 * STEPS_PER_EPOCH}e"))
     assert got["resumed_from"].endswith("last.ckpt")
     assert (got["epochs"], got["global_step"]) == (3, 3 * STEPS_PER_EPOCH)
     assert_same_training(expected, got)
