@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,19 @@ def test_a_logdir_that_is_a_file_or_under_one(idx_dir, tmp_path, capsys):
     assert main([*train, "--logdir", str(note / "runs")]) == 2
     assert f"{note} is a file, so no folder can be made there" in one_error(capsys)
     assert note.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [note]
+
+
+def test_a_folder_that_cannot_be_written(idx_dir, tmp_path, monkeypatch, capsys):
+    # the tests run as root, who may write anywhere: the folder's permission is what os.access says
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
+    train = ["train", "--model", "dense", "--data-dir", str(idx_dir), "--accelerator", "cpu", "--max-epochs", "1"]
+    assert main([*train, "--logdir", str(locked / "runs")]) == 2
+    assert one_error(capsys) == (f"error: --logdir {locked / 'runs'}: {locked} cannot be written (permission "
+                                 "denied); give a path you can write to.")
+    assert list(locked.iterdir()) == []
 
 
 @pytest.mark.parametrize("command, flag, kind", [
