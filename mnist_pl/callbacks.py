@@ -23,6 +23,7 @@ from .errors import TrainingStopped, UserError
 from .module import MNISTModule
 from .quality import Evaluator, sample_quality
 from .rules import Seed, at_least, check_arguments
+from .runs import LAST_CHECKPOINT
 
 
 class ProgressBar(TQDMProgressBar):
@@ -105,7 +106,7 @@ class LastCheckpoint(L.Callback):
     def path(self, trainer: L.Trainer) -> Path | None:
         """Where last.ckpt goes; None for a Trainer that keeps no checkpoints."""
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
-        return Path(folder) / "last.ckpt" if folder else None
+        return Path(folder) / LAST_CHECKPOINT if folder else None
 
     def save(self, trainer: L.Trainer) -> Path | None:
         """Write last.ckpt now, unless it holds this step already (on every process: under DDP

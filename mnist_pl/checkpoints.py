@@ -22,13 +22,13 @@ from lightning.fabric.plugins import TorchCheckpointIO
 
 from .classifier import ImageClassifier
 from .data import MNISTDataModule
-from .errors import ArgumentError, UserError
+from .errors import ArgumentError, UserError, first_line
 from .gan import GAN
 from .module import MODEL_NAME_KEY
 from .outputs import WRITE_ERRNOS
 from .quality import Evaluator
 from .registry import MODEL_CLASSES, SHIPPED_MODELS, constructor_defaults, is_class_path, model_class
-from .runs import CONFIG_FILE, run_dir_of
+from .runs import CONFIG_FILE, LAST_CHECKPOINT, run_dir_of
 
 # hyperparameters that old GAN checkpoints hold but the GAN does not take (sample quality is the
 # config's `quality` section, the SampleQuality callback): loading drops them
@@ -74,7 +74,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dictionary at `path`, on the CPU, or a UserError saying what is wrong."""
     path = Path(path)
     if path.is_dir():
-        inside = sorted(path.glob("**/last.ckpt")) or sorted(path.glob("**/*.ckpt"))
+        inside = sorted(path.glob(f"**/{LAST_CHECKPOINT}")) or sorted(path.glob("**/*.ckpt"))
         raise UserError(f"checkpoint {path} is a folder; give a .ckpt file"
                         + (f", such as {inside[0]}." if inside else " (train.py prints it as 'Best checkpoint')."))
     if not path.is_file():
@@ -84,10 +84,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # weights_only: a checkpoint from elsewhere must not be able to run code while loading
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 (a text file fails with KeyError, others with a dozen types)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err, type(err).__name__)
         if isinstance(err, (KeyError, pickle.UnpicklingError, zipfile.BadZipFile)) and _looks_like_text(path):
-            first_line = "it is a text file"
-        raise UserError(f"checkpoint {path} cannot be read ({first_line[:200]}). It is damaged or not "
+            reason = "it is a text file"
+        raise UserError(f"checkpoint {path} cannot be read ({reason[:200]}). It is damaged or not "
                         "a PyTorch Lightning checkpoint: train again or pick another .ckpt file.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path} is not a Lightning checkpoint (it has no state_dict); "
@@ -160,13 +160,13 @@ def load_model(path: str | Path, kinds: tuple[str | type, ...] = (),
         raise
     except Exception as err:  # noqa: BLE001 (a class of the user's may have changed its arguments)
         raise UserError(f"checkpoint {path}: its hyperparameters do not fit {name} ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'no message'}); has the class changed "
+                        f"{first_line(err, 'no message')}); has the class changed "
                         "since it was trained?") from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
         raise UserError(f"checkpoint {path}: its weights do not fit its {name} model "
-                        f"({str(err).splitlines()[0]}). The file is damaged"
+                        f"({first_line(err)}). The file is damaged"
                         + ("." if name in SHIPPED_MODELS else ", or the class has changed since it was trained.")) from None
     return model.eval(), checkpoint
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 
+def first_line(err: BaseException, empty: str = "") -> str:
+    """The first line of `err`'s message, for a one-line error (PyTorch's and the user's own
+    messages may run over many), or `empty` where it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else empty
+
+
 class UserError(Exception):
     """A problem with the user's input (data, config, flags, checkpoint) and how to fix it.
 

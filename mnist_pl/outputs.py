@@ -4,9 +4,12 @@ the work. No torch."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 from .errors import UserError
 
@@ -64,3 +67,19 @@ def explain_write_error(err: OSError) -> str | None:
     where = f" {err.filename}" if err.filename else ""
     return (f"cannot write{where}: {reason} ({err.strerror}). Free some space or give another path; "
             "files written before are kept.")
+
+
+@contextlib.contextmanager
+def removed_if_failed(folder: Path | None, kept_once: str,
+                      failures: tuple[type[BaseException], ...] = (Exception,)) -> Iterator[None]:
+    """Remove the folders made for `folder` while the block runs if it raises one of `failures`
+    before `folder` holds anything matching the glob `kept_once` (the work worth keeping): a
+    command that fails leaves no empty folder behind (and the next run takes its number).
+    Folders that existed before are never removed. `folder` None: nothing to remove."""
+    made = [f for f in (folder, *folder.parents) if not f.exists()] if folder is not None else []
+    try:
+        yield
+    except failures:
+        if folder is not None and made and not any(folder.glob(kept_once)):
+            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder made for it
+        raise

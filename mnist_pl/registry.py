@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .rules import did_you_mean
 
 # the shipped configs, inside the package so that an installed wheel has them too (`configs/` at
@@ -140,7 +140,7 @@ def _import(module_name: str, path: str) -> Any:
         raise UserError(f"model {path}: importing {module_name} failed, because {err}; "
                         "install what it needs.") from None
     except Exception as err:  # noqa: BLE001 (the user's module may fail in any way when imported)
-        text = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
+        text = first_line(err, "no message")
         raise UserError(f"model {path}: importing {module_name} failed ({type(err).__name__}: {text}); "
                         f"fix the module (python -c 'import {module_name}' shows the traceback).") from None
 

@@ -6,13 +6,11 @@ names. No torch."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import yaml
 
@@ -81,20 +79,6 @@ def is_run_of(run_dir: Path, model: str) -> bool:
 def logger_location(run_dir: Path) -> dict[str, str]:
     """TensorBoardLogger's save_dir, name and version that log into `run_dir`."""
     return {"save_dir": str(run_dir.parent.parent), "name": run_dir.parent.name, "version": run_dir.name}
-
-
-@contextlib.contextmanager
-def removed_if_failed(run_dir: Path | None) -> Iterator[None]:
-    """Remove the folders this run makes for `run_dir` if the block fails before any checkpoint
-    is written, so that a failed run leaves no empty version_N (and the next run takes its
-    number). Folders that existed before are never removed, nor a run that saved a checkpoint."""
-    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()] if run_dir else []
-    try:
-        yield
-    except Exception:
-        if run_dir is not None and made and not any(run_dir.glob(f"{CHECKPOINTS}/*.ckpt")):
-            shutil.rmtree(made[-1], ignore_errors=True)  # the outermost folder this run made
-        raise
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import lightning as L
 import optuna
@@ -42,7 +42,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from .callbacks import BestValidation
-from .errors import TrainingStopped, UserError
+from .errors import TrainingStopped, UserError, first_line
+from .outputs import removed_if_failed
 from .registry import model_class
 from .runs import last_checkpoints
 from .space import Dimension, Space, set_config_value
@@ -51,6 +52,7 @@ from .training import train
 HEARTBEAT_S = 10  # a running trial's worker writes a heartbeat this often
 HEARTBEAT_GRACE_S = 60  # a trial without one for this long is taken for dead, on any machine
 MAX_RETRIES = 3  # a trial whose worker dies more often than this stays failed
+CONNECT_TIMEOUT_S = 5  # a database server that does not answer within this is reported unreachable
 PRUNERS = ("median", "hyperband", "none")
 # config keys that say where and on what a trial runs, not what it is: each machine of a study
 # may set them its own way
@@ -157,7 +159,7 @@ def open_storage(url: str, heartbeats: bool = True) -> RDBStorage:
             raise UserError(f"--storage {url}: its database driver is not installed ({err}); "
                             "pip install 'psycopg[binary]' for PostgreSQL.") from None
         except sqlalchemy.exc.OperationalError as err:
-            reason = str(err.orig or err).strip().splitlines()[0]
+            reason = first_line(err.orig or err)
             raise UserError(f"--storage: cannot reach the study's database at {_where(url)} ({reason}); "
                             "start the server or check the host, port, user and database in the URL, "
                             "or leave out --storage for the study's own SQLite file.") from None
@@ -167,9 +169,6 @@ def open_storage(url: str, heartbeats: bool = True) -> RDBStorage:
                 raise
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
-
-
-CONNECT_TIMEOUT_S = 5
 
 
 def _retry_callback() -> RetryHeartbeatStaleTrialCallback:
@@ -389,7 +388,7 @@ class TrialReport(BestValidation):
 
 
 def one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = first_line(err)
     return text if isinstance(err, (UserError, TrialFailed)) else f"{type(err).__name__}: {text or 'no message'}"
 
 
@@ -496,10 +495,16 @@ def run_worker(settings: SweepSettings, name: str = "", say: Callable[[str], Non
         lock.close(remove=ended_cleanly)
 
 
+def trial_minutes(trial: FrozenTrial) -> float | None:
+    """How long a trial ran, in minutes (None: it has not ended, or never started)."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds() / 60
+
+
 def describe_end(trial: FrozenTrial, settings: SweepSettings) -> str:
     """One line for a trial that has ended."""
-    minutes = ((trial.datetime_complete - trial.datetime_start).total_seconds() / 60
-               if trial.datetime_complete and trial.datetime_start else 0.0)
+    minutes = trial_minutes(trial) or 0.0
     best = trial.user_attrs.get("best_value")
     value = f"{settings.metric} {best:.4f}" if best is not None else ""
     if trial.state == TrialState.COMPLETE:
@@ -565,28 +570,14 @@ def worker_main(settings_json: str, name: str) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def removed_if_new(folder: Path) -> Iterator[None]:
-    """Remove `folder` (and the folders made for it) if the block fails before any trial ran
-    in it: a sweep refused at the start leaves the log folder as it was."""
-    made = [f for f in (folder, *folder.parents) if not f.exists()]
-    try:
-        yield
-    except BaseException:
-        if made and not any(folder.glob("trial_*")):
-            import shutil
-
-            shutil.rmtree(made[-1], ignore_errors=True)
-        raise
-
-
 def run_sweep(settings: SweepSettings, workers: int = 1, say: Callable[[str], None] = print) -> optuna.Study:
     """Run the sweep of `settings` with `workers` processes on this machine (1: in this one)
     until the study holds `settings.trials` finished trials; return the study. Rerun with the
     same settings, it continues the study and its interrupted trials."""
     remote = not settings.storage.startswith("sqlite")
     storage = open_storage(settings.storage) if remote else None  # reachable? before any folder is made
-    with removed_if_new(settings.study_dir):
+    # a sweep refused (or stopped) before its first trial leaves the log folder as it was
+    with removed_if_failed(settings.study_dir, "trial_*", failures=(BaseException,)):
         settings.study_dir.mkdir(parents=True, exist_ok=True)
         study = load_study(settings, storage)
         enqueue_config_values(study, settings)

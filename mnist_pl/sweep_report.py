@@ -13,7 +13,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from .sweep import SweepSettings, is_finished, retried_numbers, trial_config
+from .errors import first_line
+from .sweep import SweepSettings, is_finished, retried_numbers, trial_config, trial_minutes
 
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
           TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
@@ -27,12 +28,6 @@ def shown(path: str | Path | None) -> str:
         return "-"
     absolute = Path(path).resolve()
     return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
-
-
-def _minutes(trial: FrozenTrial) -> float | None:
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return None
-    return (trial.datetime_complete - trial.datetime_start).total_seconds() / 60
 
 
 def _state(trial: FrozenTrial, continued_by: dict[int, int]) -> str:
@@ -63,7 +58,7 @@ def rows(study: optuna.Study, settings: SweepSettings) -> list[dict[str, Any]]:
         row[settings.metric] = trial.user_attrs.get("best_value")
         row["best_epoch"] = trial.user_attrs.get("best_epoch")
         row["state"] = _state(trial, continued_by)
-        minutes = _minutes(trial)
+        minutes = trial_minutes(trial)
         row["minutes"] = round(minutes, 2) if minutes is not None else None
         row["trial_dir"] = shown(trial.user_attrs.get("trial_dir"))
         row["note"] = _note(trial)
@@ -162,7 +157,7 @@ def draw_pictures(study: optuna.Study, settings: SweepSettings) -> dict[str, str
             figure.savefig(settings.study_dir / name, dpi=100)
             plt.close(figure)
         except Exception as err:  # a study the plot cannot draw (e.g. values that never varied)
-            skipped[name] = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            skipped[name] = first_line(err, type(err).__name__)
             plt.close("all")
     return skipped
 

@@ -24,13 +24,13 @@ from .checkpoints import AtomicCheckpointIO, check_resumable, read_checkpoint, r
 from .config import as_typed, section_defaults
 from .data import MNISTDataModule
 from .environment import hide_lightning_chatter, quiet_warnings
-from .errors import ArgumentError, UserError
+from .errors import ArgumentError, UserError, first_line
 from .loggers import GraphLogger, wait_to_sort_after_events_in
 from .module import MNISTModule
-from .outputs import output_folder
+from .outputs import output_folder, removed_if_failed
 from .registry import model_class
 from .runs import (CHECKPOINTS, CONFIG_FILE, LAST_CHECKPOINT, RESULTS_FILE, RESUME_AUTO, logger_location,
-                   removed_if_failed, run_dir_of, run_folder, run_to_continue)
+                   run_dir_of, run_folder, run_to_continue)
 
 
 T = TypeVar("T")
@@ -150,7 +150,7 @@ def built(what: str, section: str, config: dict[str, Any], sources: dict[str, st
     except UserError:
         raise
     except Exception as err:
-        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        text = first_line(err)
         keys = [f"{section}.{k}" for k in config[section] if re.search(rf"\b{re.escape(k)}\b", text)]
         keys = keys or [k for k in sources if k.startswith(f"{section}.")]
         blamed = ", ".join(f"{k}={config[section][k.partition('.')[2]]!r} (from {sources.get(k, 'the defaults')})"
@@ -218,7 +218,8 @@ def _train(model_name: str, config: dict[str, Any], resume: str | Path | None, s
     trainer = built("Trainer", "trainer", config, sources, lambda: build_trainer(
         model, [logger, *loggers] if loggers else logger, config["checkpoint_every_n_steps"], profiler=profiler,
         extra_callbacks=extra_callbacks, **trainer_args))
-    cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None))
+    # a run that fails before its first checkpoint leaves no run directory
+    cleanup.enter_context(removed_if_failed(run_dir if trainer.is_global_zero else None, f"{CHECKPOINTS}/*.ckpt"))
     if run_dir is not None and trainer.is_global_zero:
         remove_unfinished_writes(run_dir / CHECKPOINTS)  # of a killed start of this run
         run_dir.mkdir(parents=True, exist_ok=True)
