@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from lightning.pytorch.core.optimizer import LightningOptimizer
-from torch import nn
 
 from .augment import random_affine
 from .clusters import kmeans, nearest_centre

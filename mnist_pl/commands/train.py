@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..runs import RESULTS_FILE
+from ..runs import RESULTS_FILE, RESUME_AUTO
 from .flags import Subcommands, add_command, add_config_flags, add_model_flags, config_overrides
 
 def add_commands(sub: Subcommands) -> None:
@@ -42,8 +42,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["trainer.fast_dev_run"], origins["trainer.fast_dev_run"] = True, "--fast-dev-run"
     config_path = args.config
     resume: str | Path | None = None
-    if args.resume == "auto":
-        resume = "auto"  # train() finds the run of this command's config
+    if args.resume == RESUME_AUTO:
+        resume = RESUME_AUTO  # train() finds the run of this command's config
     elif args.resume:
         resume = _resume_path(args, overrides)
         run_dir = run_dir_of(resume)
