@@ -174,9 +174,15 @@ def test_the_docs_torchrun_command_on_two_nodes_equals_two_devices(two_devices, 
         [sys.executable, "-m", "torch.distributed.run",
          *[values.get(word, str(rank) if word == "$NODE_RANK" else word) for word in command[1:]], *DDP_DENSE,
          "--data-dir", str(resume_data), "--logdir", str(logdir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         for rank in (0, 1)]
-    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    try:
+        outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    finally:
+        for node in nodes:  # a failing (or timed-out) test leaves no node, nor its training process
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     got = json.loads((logdir / "dense" / "version_0" / "results.json").read_text())
     assert_same(final_state(two_devices), final_state(got))

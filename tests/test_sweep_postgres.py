@@ -75,7 +75,13 @@ def test_two_machines_finish_the_asked_trials_together(postgres, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen([sys.executable, *args], cwd=folder, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for folder in machines]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
+    try:
+        outputs = [worker.communicate(timeout=600) for worker in workers]
+    finally:
+        for worker in workers:  # a failing (or timed-out) test leaves no sweep running
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     storage = postgres.replace("postgresql://", "postgresql+psycopg://")
